@@ -1,0 +1,257 @@
+/* Internal interface shared by the files of core/. Never installed.
+ *
+ * How a change to the segment is made crash-safe (docs/format.md, "Journal"):
+ * every mutating operation runs between commy__begin and commy__end, under
+ * the segment's robust lock. Before it overwrites any byte that is reachable
+ * (allocator state, a container header, an element in place), it records the
+ * old bytes in the undo journal with commy__log (or writes through
+ * commy__put / commy__put64, which log first). Bytes in a block allocated by
+ * the same operation need no logging: if the operation is rolled back, the
+ * allocation is rolled back too and nothing points at them.
+ * commy__end commits (empties the journal) on success and rolls back on
+ * failure, so an operation that fails half-way (COMMY_ENOSPC, say) leaves the
+ * container unchanged. When a process dies holding the lock, the next one to
+ * take it replays the journal backwards before going on.
+ *
+ * Large in-place rewrites (shifting a big array) must not be logged byte by
+ * byte: build the new version in a fresh block and swap one offset. */
+#ifndef COMMY_CORE_INTERNAL_H
+#define COMMY_CORE_INTERNAL_H
+
+#include "commy.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
+
+#define COMMY__HIDDEN __attribute__((visibility("hidden")))
+#define COMMY__UNUSED __attribute__((unused))
+
+/* ---- errors (error.c) ---- */
+
+/* Records code and a printf-style message as this thread's last error and
+ * returns code, so callers can write `return commy__err(COMMY_EINVAL, "...")`. */
+int commy__err(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3))) COMMY__HIDDEN;
+
+/* ---- the segment (segment.c) ---- */
+
+/* The process-local state of an open segment. Core files may read these
+ * fields; only segment.c writes them. */
+struct commy_alloc {
+    char *base;            /* the mapping: max_size bytes reserved, file-backed */
+    uint64_t map_size;     /* bytes reserved at base */
+    uint64_t size;         /* the file size this process last saw in the header */
+    struct commy__header *hdr;
+    int fd;
+    int readonly;
+    int slot;              /* our process-table slot, -1 if none */
+    atomic_int refs;       /* the user's reference plus one per open container handle */
+    atomic_int closed;     /* set by commy_alloc_close */
+    uint32_t stale_after_ms;
+    uint32_t lock_timeout_ms;
+    /* the lock's process-local recursion state */
+    pthread_t owner;
+    atomic_int owned;
+    int depth;
+    int batch_failed;      /* a batch's operation overflowed the journal; rolled back */
+    /* heartbeat thread */
+    pthread_t hb_thread;
+    int hb_running;
+    pthread_mutex_t hb_mu;
+    pthread_cond_t hb_cv;
+    uint32_t hb_interval_ms;
+    char *path;
+};
+
+/* Address of offset off (no check). */
+static inline void *commy__at(const commy_alloc *a, uint64_t off) { return a->base + off; }
+/* Offset of address p inside the mapping (no check). */
+static inline uint64_t commy__off(const commy_alloc *a, const void *p) { return (uint64_t)((const char *)p - a->base); }
+
+/* 1 if [off, off+len) lies inside the heap as this process knows it. */
+int commy__in_heap(const commy_alloc *a, uint64_t off, uint64_t len) COMMY__HIDDEN;
+
+/* Starts an operation: checks the handle is open (COMMY_ECLOSED), takes the
+ * segment lock (recursively for this thread; recovering a dead holder's
+ * change), and notices growth by other processes. write != 0 refuses
+ * read-only segments with COMMY_EPERM. *sp receives a savepoint.
+ * On a read-only segment a read takes no lock. */
+int commy__begin(commy_alloc *a, int write, uint64_t *sp) COMMY__HIDDEN;
+
+/* Ends an operation begun with commy__begin and returns rc. rc >= 0 commits
+ * (at the outermost level); rc < 0 rolls the journal back to sp, undoing
+ * everything this operation changed. */
+int commy__end(commy_alloc *a, uint64_t sp, int rc) COMMY__HIDDEN;
+
+/* Records the current bytes of [p, p+len) in the journal so a rollback can
+ * restore them. p must be inside the mapping. COMMY_EJOURNAL if full. */
+int commy__log(commy_alloc *a, const void *p, size_t len) COMMY__HIDDEN;
+
+/* Logs then writes. */
+int commy__put(commy_alloc *a, void *dst, const void *src, size_t len) COMMY__HIDDEN;
+static inline int commy__put64(commy_alloc *a, uint64_t *dst, uint64_t v)
+{
+    int rc = commy__log(a, dst, 8);
+    if (rc == 0) *dst = v;
+    return rc;
+}
+static inline int commy__put32(commy_alloc *a, uint32_t *dst, uint32_t v)
+{
+    int rc = commy__log(a, dst, 4);
+    if (rc == 0) *dst = v;
+    return rc;
+}
+
+/* Bytes still free in the journal. */
+uint64_t commy__journal_room(const commy_alloc *a) COMMY__HIDDEN;
+
+/* ---- the heap (heap.c); call only between commy__begin(write) and commy__end ---- */
+
+/* Allocates size bytes aligned to align (0 = 16), growing the file if needed. */
+int commy__alloc(uint64_t *out, commy_alloc *a, uint64_t size, uint64_t align) COMMY__HIDDEN;
+/* Allocates and zeroes. */
+int commy__calloc(uint64_t *out, commy_alloc *a, uint64_t size, uint64_t align) COMMY__HIDDEN;
+/* Frees a live block; COMMY_EBADFREE if off is not one. off 0 is a no-op. */
+int commy__free(commy_alloc *a, uint64_t off) COMMY__HIDDEN;
+/* Usable bytes of the live block at off; 0 if off is not a live block. */
+uint64_t commy__block_size(const commy_alloc *a, uint64_t off) COMMY__HIDDEN;
+
+/* ---- element types (types.c) ---- */
+
+/* Bytes a value of type t takes in a container slot: its size for fixed
+ * types, 16 for bytes and str (struct commy__var). */
+uint32_t commy__slot_size(commy_type t) COMMY__HIDDEN;
+/* 1 for bytes and str. */
+static inline int commy__is_var(commy_type t)
+{
+    return COMMY_TYPE_BASE(t) == COMMY_T_BYTES || COMMY_TYPE_BASE(t) == COMMY_T_STR;
+}
+
+/* A variable-length value in a slot: its bytes live in their own block. */
+struct commy__var {
+    uint64_t off; /* block holding the bytes; 0 when len == 0 */
+    uint64_t len;
+};
+
+/* Checks that (val, len) is a valid value of type t: the length of a fixed
+ * type, UTF-8 for str, 0 or 1 for bool. COMMY_EINVAL / COMMY_EUTF8 with a
+ * message naming what (e.g. "key", "value") and the container's name. */
+int commy__value_check(commy_type t, const void *val, size_t len, const char *what) COMMY__HIDDEN;
+
+/* Copies a key into canonical form for storing, hashing and comparing:
+ * floats have -0.0 made +0.0 and every NaN made the quiet NaN. buf must hold
+ * 8 bytes; returns val itself for every other type. */
+const void *commy__key_canon(commy_type t, const void *val, size_t len, void *buf) COMMY__HIDDEN;
+
+/* Stores (val, len) into slot. For bytes/str allocates a block for the bytes.
+ * log != 0: the slot is reachable: log it before writing. The previous
+ * contents of the slot are not freed (see commy__value_free). */
+int commy__value_store(commy_alloc *a, void *slot, commy_type t, const void *val, size_t len, int log) COMMY__HIDDEN;
+
+/* Frees what a slot owns (the block of a bytes/str value). No-op otherwise. */
+int commy__value_free(commy_alloc *a, const void *slot, commy_type t) COMMY__HIDDEN;
+
+/* Copies a slot's value out with the output convention (out, cap, out_len). */
+int commy__value_load(commy_alloc *a, const void *slot, commy_type t, void *out, size_t cap, size_t *out_len) COMMY__HIDDEN;
+
+/* Length and address of a slot's value bytes (borrowed). */
+const void *commy__value_bytes(const commy_alloc *a, const void *slot, commy_type t, size_t *len) COMMY__HIDDEN;
+
+/* Orders a stored slot against a canonical probe (val, len): <0, 0, >0. */
+int commy__value_cmp(const commy_alloc *a, const void *slot, commy_type t, const void *val, size_t len) COMMY__HIDDEN;
+/* Orders two stored slots. */
+int commy__slot_cmp(const commy_alloc *a, const void *x, const void *y, commy_type t) COMMY__HIDDEN;
+
+/* Hash of a canonical value (the same in every process and language). */
+uint64_t commy__value_hash(commy_type t, const void *val, size_t len, uint64_t seed) COMMY__HIDDEN;
+/* Hash of a stored slot's value. */
+uint64_t commy__slot_hash(const commy_alloc *a, const void *slot, commy_type t, uint64_t seed) COMMY__HIDDEN;
+
+/* Validates a stored slot during consistency checks (var blocks live and long enough). */
+int commy__slot_check(const commy_alloc *a, const void *slot, commy_type t) COMMY__HIDDEN;
+
+/* ---- containers (container.c) ---- */
+
+#define COMMY__CONTAINER_MAGIC 0x43594d43u /* "CMYC" */
+
+/* The first 64 bytes of every container's block (docs/format.md). */
+struct commy__chdr {
+    uint32_t magic;        /* COMMY__CONTAINER_MAGIC */
+    uint8_t kind;          /* COMMY_KIND_* */
+    uint8_t layout_major;  /* the container's layout version */
+    uint8_t layout_minor;
+    uint8_t reserved0;
+    uint32_t key_type;     /* element type (or key type for maps) */
+    uint32_t val_type;     /* value type for maps, 0 otherwise */
+    _Atomic uint32_t version; /* change counter, the futex word waiters sleep on */
+    _Atomic uint32_t waiters; /* processes sleeping in a wait: a writer wakes only if non-zero */
+    uint64_t len;          /* elements */
+    uint64_t instance;     /* random at creation: a handle checks it still names this container */
+    uint64_t body[3];      /* kind-specific (offsets of arrays, capacities, seed, ...) */
+};
+_Static_assert(sizeof(struct commy__chdr) == 64, "container header is 64 bytes");
+
+/* What every container handle starts with. */
+struct commy__handle {
+    commy_alloc *a;        /* holds a reference */
+    uint64_t off;          /* the container's block (its struct commy__chdr) */
+    uint64_t instance;
+    uint32_t kind;
+    commy_type ktype, vtype;
+    uint32_t kslot, vslot; /* commy__slot_size of each */
+    char name[COMMY_ROOT_NAME_MAX + 1];
+};
+
+/* Per-kind hooks, registered in container.c's table. */
+struct commy__kind_ops {
+    uint32_t kind;
+    uint64_t block_size; /* bytes of the container's block (>= 64) */
+    /* Fills the kind-specific part of a new, zeroed block (header is set by the caller). */
+    int (*init)(commy_alloc *a, struct commy__chdr *c);
+    /* Frees everything the container owns except its own block. */
+    int (*destroy)(commy_alloc *a, struct commy__chdr *c);
+    /* Consistency check for commy_alloc_check. */
+    int (*check)(commy_alloc *a, const struct commy__chdr *c);
+    /* Heap bytes owned besides the container's block. */
+    uint64_t (*bytes)(commy_alloc *a, const struct commy__chdr *c);
+};
+
+/* Opens or creates the root `name` of kind with types (kt, vt) into h
+ * (zeroed by the caller) and takes a reference on a. */
+int commy__handle_open(struct commy__handle *h, commy_alloc *a, const char *name, uint32_t kind, commy_type kt,
+                       commy_type vt, uint32_t flags) COMMY__HIDDEN;
+/* Drops h's reference on its segment. */
+void commy__handle_release(struct commy__handle *h) COMMY__HIDDEN;
+
+/* Begins an operation on h's container: commy__begin, then checks the
+ * container still exists. *out receives its header. */
+int commy__op_begin(struct commy__handle *h, int write, uint64_t *sp, struct commy__chdr **out) COMMY__HIDDEN;
+/* Ends it: on success of a write that changed something (changed != 0)
+ * bumps the version and wakes waiters, then commy__end. Returns rc. */
+int commy__op_end(struct commy__handle *h, uint64_t sp, int rc, int changed) COMMY__HIDDEN;
+
+/* The version counter and the wait, for every kind's _version and _wait. */
+int commy__op_version(uint32_t *out, struct commy__handle *h) COMMY__HIDDEN;
+int commy__op_wait(struct commy__handle *h, uint32_t seen, int32_t timeout_ms) COMMY__HIDDEN;
+
+/* Bumps c's version and wakes waiters (inside an operation). */
+void commy__changed(struct commy__chdr *c) COMMY__HIDDEN;
+
+/* Header of the container at off, or NULL with COMMY_ECORRUPT if it is not one. */
+struct commy__chdr *commy__container_at(commy_alloc *a, uint64_t off) COMMY__HIDDEN;
+
+/* Every kind's ops, defined in the kind's own file. */
+extern const struct commy__kind_ops commy__box_ops, commy__vec_ops, commy__str_ops, commy__deque_ops, commy__map_ops,
+    commy__set_ops, commy__omap_ops, commy__oset_ops;
+
+/* Random 64 bits (getrandom). */
+uint64_t commy__random64(void) COMMY__HIDDEN;
+
+/* Common argument check for handle functions. */
+#define COMMY__CHECK_HANDLE(h)                                                   \
+    do {                                                                         \
+        if ((h) == NULL) return commy__err(COMMY_EINVAL, "%s: handle is NULL", __func__); \
+    } while (0)
+
+#endif
