@@ -245,6 +245,18 @@ struct commy__chdr *commy__container_at(commy_alloc *a, uint64_t off) COMMY__HID
 extern const struct commy__kind_ops commy__box_ops, commy__vec_ops, commy__str_ops, commy__deque_ops, commy__map_ops,
     commy__set_ops, commy__omap_ops, commy__oset_ops;
 
+/* ---- the root directory (root.c) ---- */
+
+/* The header's root-directory offset field, for root.c to log and write. */
+uint64_t *commy__root_field(commy_alloc *a) COMMY__HIDDEN;
+/* Checks the root directory and every container in it (called by
+ * commy_alloc_check under the lock). */
+int commy__roots_check(commy_alloc *a) COMMY__HIDDEN;
+/* Looks a root up by name: *out = the container's offset, or COMMY_ENOTFOUND. */
+int commy__root_lookup(uint64_t *out, commy_alloc *a, const char *name) COMMY__HIDDEN;
+/* Adds a root (name must be new); under an operation. */
+int commy__root_add(commy_alloc *a, const char *name, uint64_t container_off) COMMY__HIDDEN;
+
 /* Random 64 bits (getrandom). */
 uint64_t commy__random64(void) COMMY__HIDDEN;
 
