@@ -69,6 +69,10 @@ static inline void *commy__at(const commy_alloc *a, uint64_t off) { return a->ba
 /* Offset of address p inside the mapping (no check). */
 static inline uint64_t commy__off(const commy_alloc *a, const void *p) { return (uint64_t)((const char *)p - a->base); }
 
+/* A container handle keeps its segment mapped: retain on open, release on close. */
+void commy__alloc_retain(commy_alloc *a) COMMY__HIDDEN;
+void commy__alloc_release(commy_alloc *a) COMMY__HIDDEN;
+
 /* 1 if [off, off+len) lies inside the heap as this process knows it. */
 int commy__in_heap(const commy_alloc *a, uint64_t off, uint64_t len) COMMY__HIDDEN;
 

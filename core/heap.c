@@ -1,0 +1,511 @@
+/* The heap: a two-level segregated fit (TLSF) allocator over offsets.
+ *
+ * Every block starts with a 16-byte header: the previous physical block's
+ * offset with two flags in its low bits, and the block's size with a 24-bit
+ * tag in its high bits. The tag mixes the block's offset, its size and the
+ * segment's salt, so freeing an offset that is not a block's start is caught
+ * (COMMY_EBADFREE) instead of corrupting the heap. Free blocks hold their free
+ * list links after the header. The last 16 bytes of the heap are a permanent
+ * "sentinel" block that ends the physical chain.
+ *
+ * Every write to a reachable header, link, list head or bitmap goes through
+ * the journal (commy__put64), so a process killed mid-operation is rolled back. */
+#include "segment.h"
+
+#include <inttypes.h>
+
+#define F_FREE 1u
+#define F_PREV_FREE 2u
+#define FLAG_MASK 15u
+#define SIZE_MASK ((1ull << 40) - 1)
+#define MIN_BLOCK 32u
+#define HDR 16u
+
+struct blk {
+    uint64_t prev; /* previous physical block | flags */
+    uint64_t size; /* size (headers included) | tag << 40 */
+    uint64_t next_free;
+    uint64_t prev_free;
+};
+
+static inline struct blk *B(const commy_alloc *a, uint64_t off) { return (struct blk *)(a->base + off); }
+static inline struct commy__heap_state *HS(const commy_alloc *a) { return &a->hdr->heap; }
+static inline uint64_t bsize(const struct blk *b) { return b->size & SIZE_MASK; }
+static inline uint64_t bprev(const struct blk *b) { return b->prev & ~(uint64_t)FLAG_MASK & SIZE_MASK; }
+static inline unsigned bflags(const struct blk *b) { return (unsigned)(b->prev & FLAG_MASK); }
+static inline uint64_t heap_end(const commy_alloc *a) { return a->size - HDR; /* the sentinel */ }
+
+static inline uint64_t tag(const commy_alloc *a, uint64_t off, uint64_t size)
+{
+    uint64_t x = (off * 0x9E3779B97F4A7C15ull) ^ (size * 0xC2B2AE3D27D4EB4Full) ^ a->hdr->salt;
+    x ^= x >> 29;
+    x *= 0xBF58476D1CE4E5B9ull;
+    return x >> 40; /* 24 bits */
+}
+
+static inline int tag_ok(const commy_alloc *a, uint64_t off)
+{
+    const struct blk *b = B(a, off);
+    return (b->size >> 40) == tag(a, off, bsize(b));
+}
+
+static inline int put_size(commy_alloc *a, uint64_t off, uint64_t size)
+{
+    return commy__put64(a, &B(a, off)->size, size | (tag(a, off, size) << 40));
+}
+
+static inline int put_prev(commy_alloc *a, uint64_t off, uint64_t prev, unsigned flags)
+{
+    return commy__put64(a, &B(a, off)->prev, prev | flags);
+}
+
+/* A block offset that may be followed: aligned, inside the heap, tagged. */
+static inline int blk_ok(const commy_alloc *a, uint64_t off)
+{
+    return (off & 15) == 0 && off >= a->hdr->heap_off && off <= heap_end(a) && tag_ok(a, off);
+}
+
+static int corrupt(const commy_alloc *a, const char *what, uint64_t off)
+{
+    return commy__err(COMMY_ECORRUPT, "segment '%s': heap damaged: %s at offset %" PRIu64, a->path, what, off);
+}
+
+/* ------------------------------------------------------------ classes */
+
+static inline void mapping(uint64_t size, unsigned *fl, unsigned *sl)
+{
+    if (size < COMMY__SMALL) {
+        *fl = 0;
+        *sl = (unsigned)(size >> 4);
+    } else {
+        unsigned f = 63u - (unsigned)__builtin_clzll(size);
+        *sl = (unsigned)(size >> (f - COMMY__SL_LOG)) ^ COMMY__SL_COUNT;
+        *fl = f - (COMMY__FL_SHIFT - 1);
+    }
+}
+
+/* The class to search from: the smallest whose every block is >= size. */
+static inline void mapping_search(uint64_t size, unsigned *fl, unsigned *sl)
+{
+    if (size >= COMMY__SMALL) {
+        unsigned f = 63u - (unsigned)__builtin_clzll(size);
+        size += (1ull << (f - COMMY__SL_LOG)) - 1;
+    }
+    mapping(size, fl, sl);
+}
+
+static int list_insert(commy_alloc *a, uint64_t off, uint64_t size)
+{
+    struct commy__heap_state *hs = HS(a);
+    unsigned fl, sl;
+    mapping(size, &fl, &sl);
+    if (fl >= COMMY__FL_COUNT) return corrupt(a, "block size out of range", off);
+    uint64_t head = hs->heads[fl][sl];
+    int rc = commy__put64(a, &B(a, off)->next_free, head);
+    rc = rc ? rc : commy__put64(a, &B(a, off)->prev_free, 0);
+    if (rc == 0 && head) rc = commy__put64(a, &B(a, head)->prev_free, off);
+    rc = rc ? rc : commy__put64(a, &hs->heads[fl][sl], off);
+    if (rc == 0 && !(hs->sl_bitmap[fl] & (1u << sl))) {
+        rc = commy__put(a, &hs->sl_bitmap[fl], &(uint8_t){(uint8_t)(hs->sl_bitmap[fl] | (1u << sl))}, 1);
+        if (rc == 0 && !(hs->fl_bitmap & (1ull << fl))) rc = commy__put64(a, &hs->fl_bitmap, hs->fl_bitmap | (1ull << fl));
+    }
+    return rc;
+}
+
+static int list_remove(commy_alloc *a, uint64_t off, uint64_t size)
+{
+    struct commy__heap_state *hs = HS(a);
+    struct blk *b = B(a, off);
+    unsigned fl, sl;
+    mapping(size, &fl, &sl);
+    if (fl >= COMMY__FL_COUNT) return corrupt(a, "block size out of range", off);
+    uint64_t next = b->next_free, prev = b->prev_free;
+    if ((next && !blk_ok(a, next)) || (prev && !blk_ok(a, prev))) return corrupt(a, "free list link", off);
+    int rc = 0;
+    if (next) rc = commy__put64(a, &B(a, next)->prev_free, prev);
+    if (rc == 0 && prev) rc = commy__put64(a, &B(a, prev)->next_free, next);
+    if (rc == 0 && hs->heads[fl][sl] == off) {
+        if (prev) return corrupt(a, "free list head has a predecessor", off);
+        rc = commy__put64(a, &hs->heads[fl][sl], next);
+        if (rc == 0 && next == 0) {
+            uint8_t m = (uint8_t)(hs->sl_bitmap[fl] & ~(1u << sl));
+            rc = commy__put(a, &hs->sl_bitmap[fl], &m, 1);
+            if (rc == 0 && m == 0) rc = commy__put64(a, &hs->fl_bitmap, hs->fl_bitmap & ~(1ull << fl));
+        }
+    } else if (rc == 0 && prev == 0) {
+        return corrupt(a, "free block missing from its list", off);
+    }
+    return rc;
+}
+
+/* The head of a non-empty list whose blocks are all >= size, or 0. */
+static uint64_t find_free(const commy_alloc *a, uint64_t size)
+{
+    const struct commy__heap_state *hs = HS(a);
+    unsigned fl, sl;
+    mapping_search(size, &fl, &sl);
+    if (fl >= COMMY__FL_COUNT) return 0;
+    unsigned sl_map = hs->sl_bitmap[fl] & (~0u << sl) & 0xffu;
+    if (!sl_map) {
+        uint64_t fl_map = fl + 1 < 64 ? hs->fl_bitmap & (~0ull << (fl + 1)) : 0;
+        if (!fl_map) return 0;
+        fl = (unsigned)__builtin_ctzll(fl_map);
+        if (fl >= COMMY__FL_COUNT) return 0;
+        sl_map = hs->sl_bitmap[fl];
+        if (!sl_map) return 0;
+    }
+    sl = (unsigned)__builtin_ctz(sl_map);
+    return hs->heads[fl][sl];
+}
+
+/* ------------------------------------------------------------ blocks */
+
+/* Makes [off, off+size) a free block after prev (whose FREE flag is prev_free),
+ * fixes the next block's back link and inserts it into its list. */
+static int make_free(commy_alloc *a, uint64_t off, uint64_t size, uint64_t prev, unsigned prev_flag)
+{
+    int rc = put_prev(a, off, prev, F_FREE | prev_flag);
+    rc = rc ? rc : put_size(a, off, size);
+    uint64_t next = off + size;
+    if (rc == 0) rc = put_prev(a, next, off, (bflags(B(a, next)) & F_FREE) | F_PREV_FREE);
+    return rc ? rc : list_insert(a, off, size);
+}
+
+/* Cuts the used block at off down to size if the rest makes a block of its own. */
+static int trim(commy_alloc *a, uint64_t off, uint64_t size)
+{
+    uint64_t have = bsize(B(a, off));
+    if (have - size < MIN_BLOCK) return COMMY_OK;
+    uint64_t rest = off + size, rest_size = have - size;
+    uint64_t next = off + have;
+    int rc = put_size(a, off, size);
+    if (rc) return rc;
+    /* Merge the remainder with a free successor so free blocks never touch. */
+    if (bflags(B(a, next)) & F_FREE) {
+        uint64_t nsz = bsize(B(a, next));
+        rc = list_remove(a, next, nsz);
+        if (rc) return rc;
+        rest_size += nsz;
+    }
+    return make_free(a, rest, rest_size, off, 0);
+}
+
+static int heap_grow(commy_alloc *a, uint64_t need)
+{
+    uint64_t old_end = heap_end(a);
+    struct blk *s = B(a, old_end);
+    uint64_t last = bprev(s);
+    unsigned last_free = bflags(s) & F_PREV_FREE;
+    /* Enough for the request even if the last block is used. */
+    int rc = commy__grow(a, a->size + need + MIN_BLOCK);
+    if (rc) return rc;
+    uint64_t new_end = heap_end(a);
+    /* The new sentinel. */
+    rc = put_prev(a, new_end, old_end, F_PREV_FREE);
+    rc = rc ? rc : put_size(a, new_end, HDR);
+    if (rc) return rc;
+    uint64_t start = old_end, size = new_end - old_end;
+    if (last_free) {
+        uint64_t lsz = bsize(B(a, last));
+        rc = list_remove(a, last, lsz);
+        if (rc) return rc;
+        start = last;
+        size += lsz;
+        return make_free(a, start, size, bprev(B(a, last)), bflags(B(a, last)) & F_PREV_FREE);
+    }
+    return make_free(a, start, size, last, 0);
+}
+
+static int take(commy_alloc *a, uint64_t off)
+{
+    struct blk *b = B(a, off);
+    uint64_t sz = bsize(b);
+    int rc = list_remove(a, off, sz);
+    rc = rc ? rc : put_prev(a, off, bprev(b), bflags(b) & F_PREV_FREE);
+    uint64_t next = off + sz;
+    if (rc == 0) rc = put_prev(a, next, off, bflags(B(a, next)) & F_FREE);
+    return rc;
+}
+
+int commy__alloc(uint64_t *out, commy_alloc *a, uint64_t size, uint64_t align)
+{
+    if (align == 0) align = COMMY__ALIGN;
+    if (align < 8 || align > 4096 || (align & (align - 1)))
+        return commy__err(COMMY_EINVAL, "allocation alignment %" PRIu64 " is not a power of two from 8 to 4096", align);
+    if (size > COMMY__MAX_SIZE_LIMIT)
+        return commy__err(COMMY_ENOSPC, "segment '%s': an allocation of %" PRIu64 " bytes can never fit", a->path, size);
+    if (align < COMMY__ALIGN) align = COMMY__ALIGN;
+    uint64_t need = ((size ? size : 1) + 15) & ~(uint64_t)15;
+    need += HDR;
+    if (need < MIN_BLOCK) need = MIN_BLOCK;
+    uint64_t search = align > COMMY__ALIGN ? need + align + MIN_BLOCK : need;
+    uint64_t off = find_free(a, search);
+    if (!off) {
+        int rc = heap_grow(a, search);
+        if (rc) return rc;
+        off = find_free(a, search);
+        if (!off) return corrupt(a, "no free block after growth", a->size);
+    }
+    if (!blk_ok(a, off) || !(bflags(B(a, off)) & F_FREE)) return corrupt(a, "free list entry", off);
+    int rc = take(a, off);
+    if (rc) return rc;
+    if (align > COMMY__ALIGN) {
+        uint64_t p = (off + HDR + align - 1) & ~(align - 1);
+        if (p != off + HDR) {
+            while (p - HDR - off < MIN_BLOCK) p += align;
+            /* Give the gap before the aligned payload back as a free block. */
+            uint64_t gap = p - HDR - off, total = bsize(B(a, off)), prev = bprev(B(a, off));
+            unsigned prev_flags = bflags(B(a, off)) & F_PREV_FREE;
+            uint64_t aligned = off + gap;
+            rc = put_prev(a, aligned, off, F_PREV_FREE);
+            rc = rc ? rc : put_size(a, aligned, total - gap);
+            rc = rc ? rc : put_prev(a, aligned + total - gap, aligned, bflags(B(a, aligned + total - gap)) & F_FREE);
+            if (rc) return rc;
+            if (prev_flags) {
+                /* The gap touches a free block: merge them. */
+                uint64_t psz = bsize(B(a, prev));
+                rc = list_remove(a, prev, psz);
+                rc = rc ? rc : put_prev(a, prev, bprev(B(a, prev)), F_FREE | (bflags(B(a, prev)) & F_PREV_FREE));
+                rc = rc ? rc : put_size(a, prev, psz + gap);
+                rc = rc ? rc : put_prev(a, aligned, prev, F_PREV_FREE);
+                rc = rc ? rc : list_insert(a, prev, psz + gap);
+            } else {
+                rc = put_prev(a, off, prev, F_FREE);
+                rc = rc ? rc : put_size(a, off, gap);
+                rc = rc ? rc : list_insert(a, off, gap);
+            }
+            if (rc) return rc;
+            off = aligned;
+        }
+    }
+    rc = trim(a, off, need);
+    if (rc) return rc;
+    struct commy__heap_state *hs = HS(a);
+    rc = commy__put64(a, &hs->used, hs->used + bsize(B(a, off)));
+    rc = rc ? rc : commy__put64(a, &hs->live, hs->live + 1);
+    if (rc) return rc;
+    *out = off + HDR;
+    return COMMY_OK;
+}
+
+int commy__calloc(uint64_t *out, commy_alloc *a, uint64_t size, uint64_t align)
+{
+    int rc = commy__alloc(out, a, size, align);
+    if (rc == 0) memset(a->base + *out, 0, size);
+    return rc;
+}
+
+/* Validates that payload offset p is a live block; returns its header offset or 0. */
+static uint64_t live_block(const commy_alloc *a, uint64_t p, int *double_free)
+{
+    *double_free = 0;
+    if (p < a->hdr->heap_off + HDR || (p & 15) || p > heap_end(a)) return 0;
+    uint64_t off = p - HDR;
+    if (off >= heap_end(a) || !tag_ok(a, off)) return 0;
+    const struct blk *b = B(a, off);
+    uint64_t sz = bsize(b);
+    if (sz < MIN_BLOCK || (sz & 15) || sz > heap_end(a) - off) return 0;
+    const struct blk *n = B(a, off + sz);
+    if (bprev(n) != off || !tag_ok(a, off + sz)) return 0;
+    if (bflags(b) & F_FREE) {
+        *double_free = 1;
+        return 0;
+    }
+    return off;
+}
+
+uint64_t commy__block_size(const commy_alloc *a, uint64_t p)
+{
+    int df;
+    uint64_t off = live_block(a, p, &df);
+    return off ? bsize(B(a, off)) - HDR : 0;
+}
+
+int commy__free(commy_alloc *a, uint64_t p)
+{
+    if (p == 0) return COMMY_OK;
+    int df;
+    uint64_t off = live_block(a, p, &df);
+    if (!off)
+        return commy__err(COMMY_EBADFREE, df ? "segment '%s': double free of offset %" PRIu64
+                                             : "segment '%s': offset %" PRIu64 " is not a live allocation",
+                          a->path, p);
+    struct blk *b = B(a, off);
+    uint64_t sz = bsize(b), start = off, total = sz;
+    uint64_t prev = bprev(b);
+    unsigned prev_flag = bflags(b) & F_PREV_FREE;
+    struct commy__heap_state *hs = HS(a);
+    int rc = commy__put64(a, &hs->used, hs->used - sz);
+    rc = rc ? rc : commy__put64(a, &hs->live, hs->live - 1);
+    uint64_t next = off + sz;
+    if (rc == 0 && (bflags(B(a, next)) & F_FREE)) {
+        if (!blk_ok(a, next)) return corrupt(a, "next block", next);
+        uint64_t nsz = bsize(B(a, next));
+        rc = list_remove(a, next, nsz);
+        total += nsz;
+    }
+    if (rc == 0 && prev_flag) {
+        if (!blk_ok(a, prev) || prev + bsize(B(a, prev)) != off) return corrupt(a, "previous block", prev);
+        uint64_t psz = bsize(B(a, prev));
+        rc = list_remove(a, prev, psz);
+        start = prev;
+        total += psz;
+        prev_flag = bflags(B(a, prev)) & F_PREV_FREE;
+        prev = bprev(B(a, prev));
+    }
+    return rc ? rc : make_free(a, start, total, prev, prev_flag);
+}
+
+/* ------------------------------------------------------------ segment hooks */
+
+int commy__heap_init(commy_alloc *a)
+{
+    struct commy__heap_state *hs = HS(a);
+    memset(hs, 0, sizeof *hs);
+    uint64_t first = a->hdr->heap_off, end = heap_end(a);
+    B(a, end)->prev = first | F_PREV_FREE;
+    B(a, end)->size = HDR | (tag(a, end, HDR) << 40);
+    return make_free(a, first, end - first, 0, 0);
+}
+
+void commy__heap_stats(commy_alloc *a, commy_heap_stats *out)
+{
+    const struct commy__heap_state *hs = HS(a);
+    memset(out, 0, sizeof *out);
+    out->heap_size = a->size - a->hdr->heap_off;
+    out->used = hs->used;
+    out->free = out->heap_size - HDR - hs->used;
+    out->live_allocs = hs->live;
+    uint64_t largest = 0, blocks = 0;
+    for (unsigned f = 0; f < COMMY__FL_COUNT; f++)
+        for (unsigned s = 0; s < COMMY__SL_COUNT; s++)
+            for (uint64_t o = hs->heads[f][s], n = 0; o && n < (1u << 24); o = B(a, o)->next_free, n++) {
+                if (!blk_ok(a, o)) break;
+                blocks++;
+                if (bsize(B(a, o)) > largest) largest = bsize(B(a, o));
+            }
+    out->free_blocks = blocks;
+    out->largest_free = largest > HDR ? largest - HDR : 0;
+}
+
+int commy__heap_check(commy_alloc *a)
+{
+    const struct commy__heap_state *hs = HS(a);
+    uint64_t off = a->hdr->heap_off, end = heap_end(a), prev = 0;
+    unsigned prev_free = 0;
+    uint64_t used = 0, live = 0, free_blocks = 0;
+    if (!tag_ok(a, end) || bsize(B(a, end)) != HDR) return corrupt(a, "sentinel block", end);
+    while (off < end) {
+        const struct blk *b = B(a, off);
+        uint64_t sz = bsize(b);
+        if (!tag_ok(a, off)) return corrupt(a, "block tag", off);
+        if (sz < MIN_BLOCK || (sz & 15) || sz > end - off) return corrupt(a, "block size", off);
+        if (bprev(b) != prev) return corrupt(a, "back link", off);
+        if (((bflags(b) & F_PREV_FREE) != 0) != (prev_free != 0)) return corrupt(a, "previous-free flag", off);
+        unsigned is_free = bflags(b) & F_FREE;
+        if (is_free && prev_free) return corrupt(a, "two adjacent free blocks", off);
+        if (is_free) {
+            free_blocks++;
+        } else {
+            used += sz;
+            live++;
+        }
+        prev = off;
+        prev_free = is_free;
+        off += sz;
+    }
+    if (off != end) return corrupt(a, "block chain overruns the heap", off);
+    if (bprev(B(a, end)) != prev || ((bflags(B(a, end)) & F_PREV_FREE) != 0) != (prev_free != 0))
+        return corrupt(a, "sentinel back link", end);
+    if (used != hs->used || live != hs->live)
+        return commy__err(COMMY_ECORRUPT, "segment '%s': heap counters say %" PRIu64 " bytes in %" PRIu64
+                          " blocks, the blocks say %" PRIu64 " in %" PRIu64, a->path, hs->used, hs->live, used, live);
+    uint64_t listed = 0;
+    for (unsigned f = 0; f < COMMY__FL_COUNT; f++) {
+        for (unsigned s = 0; s < COMMY__SL_COUNT; s++) {
+            uint64_t o = hs->heads[f][s], back = 0;
+            int bit = (hs->sl_bitmap[f] >> s) & 1;
+            if ((o != 0) != bit) return corrupt(a, "free list bitmap", f * 8 + s);
+            while (o) {
+                if (!blk_ok(a, o) || !(bflags(B(a, o)) & F_FREE)) return corrupt(a, "free list entry", o);
+                unsigned ff, ss;
+                mapping(bsize(B(a, o)), &ff, &ss);
+                if (ff != f || ss != s) return corrupt(a, "block in the wrong size class", o);
+                if (B(a, o)->prev_free != back) return corrupt(a, "free list back link", o);
+                if (++listed > free_blocks) return corrupt(a, "free list loops or lists a used block", o);
+                back = o;
+                o = B(a, o)->next_free;
+            }
+        }
+        if (((hs->fl_bitmap >> f) & 1) != (hs->sl_bitmap[f] != 0)) return corrupt(a, "first-level bitmap", f);
+    }
+    if (listed != free_blocks) return corrupt(a, "free blocks missing from the lists", listed);
+    return COMMY_OK;
+}
+
+int commy__heap_shrink(commy_alloc *a, uint64_t *new_size)
+{
+    *new_size = 0;
+    uint64_t end = heap_end(a);
+    const struct blk *s = B(a, end);
+    if (!(bflags(s) & F_PREV_FREE)) return COMMY_OK;
+    uint64_t last = bprev(s);
+    if (!blk_ok(a, last)) return corrupt(a, "last block", last);
+    uint64_t lsz = bsize(B(a, last));
+    uint64_t min_size = a->hdr->heap_off + COMMY__MIN_HEAP;
+    /* Keep the last free block at least MIN_BLOCK, or drop it entirely. */
+    uint64_t cut_end = (last + MIN_BLOCK + HDR + 4095) & ~(uint64_t)4095;
+    if (cut_end < min_size) cut_end = min_size;
+    if (cut_end >= a->size) return COMMY_OK;
+    uint64_t new_sentinel = cut_end - HDR;
+    int rc = list_remove(a, last, lsz);
+    if (rc) return rc;
+    uint64_t lprev = bprev(B(a, last));
+    unsigned lflag = bflags(B(a, last)) & F_PREV_FREE;
+    uint64_t nsz = new_sentinel - last;
+    rc = put_prev(a, new_sentinel, last, F_PREV_FREE);
+    rc = rc ? rc : put_size(a, new_sentinel, HDR);
+    rc = rc ? rc : put_prev(a, last, lprev, F_FREE | lflag);
+    rc = rc ? rc : put_size(a, last, nsz);
+    rc = rc ? rc : list_insert(a, last, nsz);
+    rc = rc ? rc : commy__put64(a, (uint64_t *)&a->hdr->size, cut_end);
+    if (rc) return rc;
+    a->size = cut_end;
+    *new_size = cut_end;
+    return COMMY_OK;
+}
+
+/* ------------------------------------------------------------ public API */
+
+int commy_alloc_allocate(uint64_t *out, commy_alloc *a, uint64_t size, uint64_t align)
+{
+    if (!out) return commy__err(COMMY_EINVAL, "commy_alloc_allocate: out is NULL");
+    COMMY__CHECK_HANDLE(a);
+    uint64_t sp;
+    int rc = commy__begin(a, 1, &sp);
+    if (rc) return rc;
+    return commy__end(a, sp, commy__alloc(out, a, size, align));
+}
+
+int commy_alloc_free(commy_alloc *a, uint64_t offset)
+{
+    COMMY__CHECK_HANDLE(a);
+    if (offset == 0) return commy__err(COMMY_EBADFREE, "commy_alloc_free: offset 0 is never an allocation");
+    uint64_t sp;
+    int rc = commy__begin(a, 1, &sp);
+    if (rc) return rc;
+    return commy__end(a, sp, commy__free(a, offset));
+}
+
+int commy_alloc_block_size(uint64_t *out, commy_alloc *a, uint64_t offset)
+{
+    if (!out) return commy__err(COMMY_EINVAL, "commy_alloc_block_size: out is NULL");
+    COMMY__CHECK_HANDLE(a);
+    uint64_t sp;
+    int rc = commy__begin(a, 0, &sp);
+    if (rc) return rc;
+    uint64_t n = commy__block_size(a, offset);
+    if (!n) rc = commy__err(COMMY_EBADFREE, "segment '%s': offset %" PRIu64 " is not a live allocation", a->path, offset);
+    else *out = n;
+    return commy__end(a, sp, rc);
+}
