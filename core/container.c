@@ -1,0 +1,327 @@
+/* What every container shares: the kind table, opening a named root with a
+ * type check, the per-operation existence check, and change notification
+ * (a version counter in the header that waiters sleep on with a futex). */
+#include "internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Weak, so the library links while some kinds are not built yet; a kind whose
+ * ops are missing answers COMMY_ENOTSUP instead of failing to link. */
+extern const struct commy__kind_ops commy__box_ops __attribute__((weak));
+extern const struct commy__kind_ops commy__vec_ops __attribute__((weak));
+extern const struct commy__kind_ops commy__str_ops __attribute__((weak));
+extern const struct commy__kind_ops commy__deque_ops __attribute__((weak));
+extern const struct commy__kind_ops commy__map_ops __attribute__((weak));
+extern const struct commy__kind_ops commy__set_ops __attribute__((weak));
+extern const struct commy__kind_ops commy__omap_ops __attribute__((weak));
+extern const struct commy__kind_ops commy__oset_ops __attribute__((weak));
+
+const struct commy__kind_ops *commy__kind_ops_of(uint32_t kind)
+{
+    switch (kind) {
+    case COMMY_KIND_BOX: return &commy__box_ops;
+    case COMMY_KIND_VEC: return &commy__vec_ops;
+    case COMMY_KIND_STR: return &commy__str_ops;
+    case COMMY_KIND_DEQUE: return &commy__deque_ops;
+    case COMMY_KIND_MAP: return &commy__map_ops;
+    case COMMY_KIND_SET: return &commy__set_ops;
+    case COMMY_KIND_OMAP: return &commy__omap_ops;
+    case COMMY_KIND_OSET: return &commy__oset_ops;
+    default: return NULL;
+    }
+}
+
+/* 1 for the kinds that carry a value type besides the key type. */
+static int kind_has_value(uint32_t kind) { return kind == COMMY_KIND_MAP || kind == COMMY_KIND_OMAP; }
+
+/* "deque of i64", "map of str to u32". */
+static const char *describe(char *buf, size_t cap, uint32_t kind, commy_type kt, commy_type vt)
+{
+    char k[32], v[32];
+    commy_type_name(k, sizeof k, kt);
+    if (kind_has_value(kind))
+        snprintf(buf, cap, "%s of %s to %s", commy_kind_name(kind), k, commy_type_name(v, sizeof v, vt));
+    else
+        snprintf(buf, cap, "%s of %s", commy_kind_name(kind), k);
+    return buf;
+}
+
+static const char *article(uint32_t kind) { return kind == COMMY_KIND_OMAP || kind == COMMY_KIND_OSET ? "an" : "a"; }
+
+struct commy__chdr *commy__container_at(commy_alloc *a, uint64_t off)
+{
+    if ((off & 7) || !commy__in_heap(a, off, sizeof(struct commy__chdr))) {
+        commy__err(COMMY_ECORRUPT, "segment '%s': offset %" PRIu64 " cannot hold a container", a->path, off);
+        return NULL;
+    }
+    struct commy__chdr *c = commy__at(a, off);
+    if (c->magic != COMMY__CONTAINER_MAGIC) {
+        commy__err(COMMY_ECORRUPT, "segment '%s': no container header at offset %" PRIu64, a->path, off);
+        return NULL;
+    }
+    if (c->kind < COMMY_KIND_BOX || c->kind > COMMY_KIND_OSET) {
+        commy__err(COMMY_ECORRUPT, "segment '%s': the container at offset %" PRIu64 " has the unknown kind %u", a->path,
+                   off, (unsigned)c->kind);
+        return NULL;
+    }
+    return c;
+}
+
+/* Checks the requested types against the stored ones (ANY matches). */
+static int types_match(const struct commy__chdr *c, uint32_t kind, commy_type kt, commy_type vt)
+{
+    if (c->kind != kind) return 0;
+    if (kt != COMMY_T_ANY && c->key_type != kt) return 0;
+    if (kind_has_value(kind) && vt != COMMY_T_ANY && c->val_type != vt) return 0;
+    return 1;
+}
+
+static int check_open_args(const struct commy__kind_ops **ops, commy_alloc *a, uint32_t kind, commy_type kt,
+                           commy_type vt, uint32_t flags)
+{
+    char tn[32];
+    if (a == NULL) return commy__err(COMMY_EINVAL, "open: the segment handle is NULL");
+    if (flags & ~(COMMY_OPEN_EXISTING | COMMY_OPEN_EXCL))
+        return commy__err(COMMY_EINVAL, "open: unknown flags 0x%" PRIx32, flags & ~(COMMY_OPEN_EXISTING | COMMY_OPEN_EXCL));
+    if ((flags & COMMY_OPEN_EXISTING) && (flags & COMMY_OPEN_EXCL))
+        return commy__err(COMMY_EINVAL, "open: COMMY_OPEN_EXISTING and COMMY_OPEN_EXCL exclude each other");
+    if (kind < COMMY_KIND_BOX || kind > COMMY_KIND_OSET)
+        return commy__err(COMMY_EINVAL, "open: %" PRIu32 " is not a container kind", kind);
+    *ops = commy__kind_ops_of(kind);
+    if (*ops == NULL)
+        return commy__err(COMMY_ENOTSUP, "the %s container is not built into this library", commy_kind_name(kind));
+    int any = kt == COMMY_T_ANY || (kind_has_value(kind) && vt == COMMY_T_ANY);
+    if (any && !(flags & COMMY_OPEN_EXISTING))
+        return commy__err(COMMY_EINVAL, "open: type 'any' only opens an existing %s: add COMMY_OPEN_EXISTING",
+                          commy_kind_name(kind));
+    if (kt != COMMY_T_ANY && !commy_type_valid(kt))
+        return commy__err(COMMY_EINVAL, "open: %s is not an element type", commy_type_name(tn, sizeof tn, kt));
+    if (kind_has_value(kind) && vt != COMMY_T_ANY && !commy_type_valid(vt))
+        return commy__err(COMMY_EINVAL, "open: %s is not a value type", commy_type_name(tn, sizeof tn, vt));
+    return COMMY_OK;
+}
+
+int commy__handle_open(struct commy__handle *h, commy_alloc *a, const char *name, uint32_t kind, commy_type kt,
+                       commy_type vt, uint32_t flags)
+{
+    const struct commy__kind_ops *ops = NULL;
+    int rc = check_open_args(&ops, a, kind, kt, vt, flags);
+    if (rc) return rc;
+    if (!kind_has_value(kind)) vt = COMMY_T_ANY;
+    uint64_t sp;
+    rc = commy__begin(a, 0, &sp);
+    if (rc) return rc;
+    uint64_t off = 0;
+    struct commy__chdr *c = NULL;
+    rc = commy__root_lookup(&off, a, name); /* validates the name too */
+    if (rc == COMMY_OK) {
+        c = commy__container_at(a, off);
+        if (c == NULL) {
+            rc = commy_error_last()->code;
+        } else if (flags & COMMY_OPEN_EXCL) {
+            rc = commy__err(COMMY_EEXISTS, "root '%s' already exists in segment '%s'", name, a->path);
+        } else if (!types_match(c, kind, kt, vt)) {
+            char have[96], want[96];
+            describe(have, sizeof have, c->kind, c->key_type, c->val_type);
+            describe(want, sizeof want, kind, kt, vt);
+            rc = commy__err(COMMY_ETYPE, "root '%s' is %s %s; it was opened as %s %s", name, article(c->kind), have,
+                            article(kind), want);
+        }
+    } else if (rc == COMMY_ENOTFOUND) {
+        if (flags & COMMY_OPEN_EXISTING) {
+            rc = commy__err(COMMY_ENOTFOUND, "root '%s' does not exist in segment '%s'", name, a->path);
+        } else if (a->readonly) {
+            rc = commy__err(COMMY_EPERM, "root '%s' does not exist and segment '%s' is open read-only", name, a->path);
+        } else {
+            /* Create: every step is journaled or in fresh blocks, so a failure
+             * (or a crash) anywhere leaves no half-made root behind. */
+            uint64_t bs = ops->block_size < sizeof *c ? sizeof *c : ops->block_size;
+            rc = commy__calloc(&off, a, bs, 64);
+            if (rc == COMMY_OK) {
+                c = commy__at(a, off);
+                c->kind = (uint8_t)kind;
+                c->layout_major = 1;
+                c->layout_minor = 0;
+                c->key_type = kt;
+                c->val_type = vt;
+                c->instance = commy__random64();
+                rc = ops->init ? ops->init(a, c) : COMMY_OK;
+            }
+            if (rc == COMMY_OK) {
+                /* Publish the magic last: a header with the magic is complete. */
+                atomic_thread_fence(memory_order_release);
+                c->magic = COMMY__CONTAINER_MAGIC;
+                rc = commy__root_add(a, name, off);
+            }
+        }
+    }
+    if (rc == COMMY_OK) {
+        h->a = a;
+        h->off = off;
+        h->instance = c->instance;
+        h->kind = kind;
+        h->ktype = c->key_type;
+        h->vtype = kind_has_value(kind) ? c->val_type : COMMY_T_ANY;
+        h->kslot = commy__slot_size(h->ktype);
+        h->vslot = kind_has_value(kind) ? commy__slot_size(h->vtype) : 0;
+        snprintf(h->name, sizeof h->name, "%s", name);
+        commy__alloc_retain(a);
+    }
+    return commy__end(a, sp, rc);
+}
+
+void commy__handle_release(struct commy__handle *h)
+{
+    if (h == NULL || h->a == NULL) return;
+    commy__alloc_release(h->a);
+    h->a = NULL;
+}
+
+/* The header h names, if it still exists (no lock needed to look: the bytes
+ * are in the mapping; under the lock the answer is also stable). */
+static struct commy__chdr *live_header(struct commy__handle *h)
+{
+    commy_alloc *a = h->a;
+    if (!commy__in_heap(a, h->off, sizeof(struct commy__chdr))) return NULL;
+    struct commy__chdr *c = commy__at(a, h->off);
+    if (c->magic != COMMY__CONTAINER_MAGIC || c->kind != h->kind || c->instance != h->instance) return NULL;
+    return c;
+}
+
+static int removed(struct commy__handle *h)
+{
+    return commy__err(COMMY_ENOTFOUND, "container '%s' was removed from segment '%s'", h->name, h->a->path);
+}
+
+static int check_handle(struct commy__handle *h, const char *fn)
+{
+    if (h == NULL) return commy__err(COMMY_EINVAL, "%s: handle is NULL", fn);
+    if (h->a == NULL) return commy__err(COMMY_ECLOSED, "%s: the handle is closed", fn);
+    if (atomic_load_explicit(&h->a->closed, memory_order_relaxed))
+        return commy__err(COMMY_ECLOSED, "container '%s': segment '%s' is closed", h->name, h->a->path);
+    return COMMY_OK;
+}
+
+int commy__op_begin(struct commy__handle *h, int write, uint64_t *sp, struct commy__chdr **out)
+{
+    int rc = check_handle(h, "operation");
+    if (rc) return rc;
+    rc = commy__begin(h->a, write, sp);
+    if (rc) return rc;
+    struct commy__chdr *c = live_header(h);
+    if (c == NULL) return commy__end(h->a, *sp, removed(h));
+    *out = c;
+    return COMMY_OK;
+}
+
+int commy__op_end(struct commy__handle *h, uint64_t sp, int rc, int changed)
+{
+    if (rc >= 0 && changed) commy__changed(commy__at(h->a, h->off));
+    return commy__end(h->a, sp, rc);
+}
+
+static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *ts)
+{
+    /* Not FUTEX_PRIVATE_FLAG: the word lives in a file mapping shared by processes. */
+    return syscall(SYS_futex, (uint32_t *)word, op, val, ts, NULL, 0);
+}
+
+void commy__changed(struct commy__chdr *c)
+{
+    /* seq_cst on both sides (here and in commy__op_wait) so that either the
+     * waiter sees the new version or the writer sees the waiter. */
+    atomic_fetch_add_explicit(&c->version, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&c->waiters, memory_order_seq_cst) != 0) futex(&c->version, FUTEX_WAKE, INT_MAX, NULL);
+}
+
+int commy__op_version(uint32_t *out, struct commy__handle *h)
+{
+    int rc = check_handle(h, "version");
+    if (rc) return rc;
+    if (out == NULL) return commy__err(COMMY_EINVAL, "version: out is NULL");
+    struct commy__chdr *c = live_header(h);
+    if (c == NULL) return removed(h);
+    *out = atomic_load_explicit(&c->version, memory_order_acquire);
+    return COMMY_OK;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Registers or unregisters a waiter under the segment lock, so that a
+ * concurrent commy_root_remove (which frees the header) and a crash-recovery
+ * rollback never race with the count. *cur receives the version. */
+static int waiter_update(struct commy__handle *h, int delta, uint32_t *cur)
+{
+    uint64_t sp;
+    int rc = commy__begin(h->a, 0, &sp);
+    if (rc) return rc;
+    if (delta > 0 && h->a->depth > 1)
+        return commy__end(h->a, sp,
+                          commy__err(COMMY_EBUSY, "container '%s': waiting while this thread holds the segment lock "
+                                     "(commy_alloc_lock) would keep every writer out; unlock first", h->name));
+    struct commy__chdr *c = live_header(h);
+    if (c == NULL) return commy__end(h->a, sp, removed(h));
+    if (delta > 0)
+        atomic_fetch_add_explicit(&c->waiters, 1, memory_order_seq_cst);
+    else if (atomic_load_explicit(&c->waiters, memory_order_relaxed) != 0)
+        atomic_fetch_sub_explicit(&c->waiters, 1, memory_order_seq_cst);
+    if (cur) *cur = atomic_load_explicit(&c->version, memory_order_seq_cst);
+    return commy__end(h->a, sp, COMMY_OK);
+}
+
+int commy__op_wait(struct commy__handle *h, uint32_t seen, int32_t timeout_ms)
+{
+    int rc = check_handle(h, "wait");
+    if (rc) return rc;
+    struct commy__chdr *c = live_header(h);
+    if (c == NULL) return removed(h);
+    if (atomic_load_explicit(&c->version, memory_order_acquire) != seen) return COMMY_OK;
+    if (timeout_ms == 0) return commy__err(COMMY_ETIMEDOUT, "container '%s' did not change", h->name);
+    if (h->a->readonly)
+        return commy__err(COMMY_EPERM, "container '%s': waiting registers the waiter in the segment, which needs a "
+                          "writable segment; '%s' is open read-only", h->name, h->a->path);
+    uint32_t cur;
+    rc = waiter_update(h, +1, &cur);
+    if (rc) return rc;
+    uint64_t deadline = timeout_ms > 0 ? now_ms() + (uint64_t)timeout_ms : 0;
+    rc = COMMY_ETIMEDOUT;
+    for (;;) {
+        /* The header stays mapped while we are registered: remove wakes us
+         * before freeing, and we re-check liveness under the lock below. */
+        cur = atomic_load_explicit(&c->version, memory_order_seq_cst);
+        if (cur != seen) {
+            rc = COMMY_OK;
+            break;
+        }
+        struct timespec ts, *tsp = NULL;
+        if (timeout_ms > 0) {
+            uint64_t now = now_ms();
+            if (now >= deadline) break;
+            uint64_t left = deadline - now;
+            ts.tv_sec = (time_t)(left / 1000);
+            ts.tv_nsec = (long)(left % 1000) * 1000000L;
+            tsp = &ts;
+        }
+        if (futex(&c->version, FUTEX_WAIT, seen, tsp) != 0 && errno != EAGAIN && errno != EINTR &&
+            errno != ETIMEDOUT)
+            break; /* unexpected: report as a timeout rather than spin */
+        if (live_header(h) == NULL) break; /* removed: the unregister below reports it */
+    }
+    int urc = waiter_update(h, -1, NULL);
+    if (urc == COMMY_ENOTFOUND) return urc;
+    if (rc == COMMY_ETIMEDOUT)
+        return commy__err(COMMY_ETIMEDOUT, "container '%s' did not change within %" PRId32 " ms", h->name, timeout_ms);
+    return rc;
+}
