@@ -245,6 +245,9 @@ void commy__changed(struct commy__chdr *c) COMMY__HIDDEN;
 /* Header of the container at off, or NULL with COMMY_ECORRUPT if it is not one. */
 struct commy__chdr *commy__container_at(commy_alloc *a, uint64_t off) COMMY__HIDDEN;
 
+/* The ops of a kind (container.c's table), NULL if unknown or not built in. */
+const struct commy__kind_ops *commy__kind_ops_of(uint32_t kind) COMMY__HIDDEN;
+
 /* Every kind's ops, defined in the kind's own file. */
 extern const struct commy__kind_ops commy__box_ops, commy__vec_ops, commy__str_ops, commy__deque_ops, commy__map_ops,
     commy__set_ops, commy__omap_ops, commy__oset_ops;
