@@ -1,0 +1,662 @@
+// Containers: commy against Boost.Interprocess containers in a
+// managed_mapped_file, each guarded by an interprocess_mutex in the segment,
+// which is what a container shared between processes needs.
+#include "common.hpp"
+
+#if COMMY_BENCH_CONTAINERS
+#include <boost/interprocess/allocators/allocator.hpp>
+#include <boost/interprocess/containers/deque.hpp>
+#include <boost/interprocess/containers/map.hpp>
+#include <boost/interprocess/containers/vector.hpp>
+#include <boost/interprocess/managed_mapped_file.hpp>
+#include <boost/interprocess/sync/interprocess_mutex.hpp>
+#include <boost/interprocess/sync/scoped_lock.hpp>
+#include <boost/unordered_map.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+
+namespace bip = boost::interprocess;
+
+namespace bench {
+
+using segm = bip::managed_mapped_file::segment_manager;
+template <class T> using salloc = bip::allocator<T, segm>;
+using bvec = bip::vector<int64_t, salloc<int64_t>>;
+using bdeque = bip::deque<int64_t, salloc<int64_t>>;
+using bomap = bip::map<int64_t, int64_t, std::less<int64_t>, salloc<std::pair<const int64_t, int64_t>>>;
+using bhmap = boost::unordered_map<int64_t, int64_t, boost::hash<int64_t>, std::equal_to<int64_t>,
+                                   salloc<std::pair<const int64_t, int64_t>>>;
+using guard = bip::scoped_lock<bip::interprocess_mutex>;
+
+static const uint64_t BOOST_FILE = 1ull << 30; // sparse on tmpfs: pages cost only when touched
+
+// A guarded Boost container: the mutex lives next to it in the segment.
+template <class C> struct guarded {
+    bip::interprocess_mutex mu;
+    C c;
+    explicit guarded(const salloc<int64_t> &a) : c(a) {}
+};
+struct guarded_hmap {
+    bip::interprocess_mutex mu;
+    bhmap c;
+    explicit guarded_hmap(segm *sm) : c(16, boost::hash<int64_t>(), std::equal_to<int64_t>(), salloc<std::pair<const int64_t, int64_t>>(sm)) {}
+};
+struct guarded_omap {
+    bip::interprocess_mutex mu;
+    bomap c;
+    explicit guarded_omap(segm *sm) : c(std::less<int64_t>(), salloc<std::pair<const int64_t, int64_t>>(sm)) {}
+};
+
+static uint64_t count(double scale, uint64_t base)
+{
+    uint64_t n = (uint64_t)((double)base * scale);
+    return n < 1000 ? 1000 : n;
+}
+
+static void fresh(const std::string &p) { unlink(p.c_str()); }
+
+// Keys: n distinct random i64 (the same for both libraries).
+static std::vector<int64_t> random_keys(uint64_t n, uint64_t seed)
+{
+    rng r(seed);
+    std::vector<int64_t> k(n);
+    for (auto &x : k) x = (int64_t)(r.next() >> 1);
+    std::sort(k.begin(), k.end());
+    k.erase(std::unique(k.begin(), k.end()), k.end());
+    rng s(seed ^ 0xabcdef);
+    for (size_t i = k.size(); i > 1; i--) std::swap(k[i - 1], k[s.below(i)]);
+    return k;
+}
+
+// Times phases inside one child process; each phase's ns/op goes in aux[phase].
+struct phases {
+    int idx;
+    uint64_t t;
+    int n = 0;
+    explicit phases(int i) : idx(i) { t = now_ns(); }
+    void mark(uint64_t ops)
+    {
+        uint64_t now = now_ns();
+        shared()->aux[idx * 8 + n++] = (int64_t)((double)(now - t) * 1000.0 / (double)ops); // ps/op
+        t = now_ns();
+    }
+};
+
+static double phase_ns(int k) { return (double)shared()->aux[k] / 1000.0; }
+
+// ---- vec push / get ----
+static void vec_bench(double scale)
+{
+    uint64_t n = count(scale, 1000000);
+    std::string pc = path("vec.commy"), pb = path("vec.boost");
+    fresh(pc);
+    fresh(pb);
+    double c[2], b[2];
+    run_procs(1, [&](int i) {
+        commy_alloc *a = open_commy(pc, 64ull << 20, 4ull << 30);
+        commy_vec *v;
+        COMMY_TRY(commy_vec_open(&v, a, "v", COMMY_T_I64, 0));
+        rng r(7);
+        start_line(i);
+        phases ph(i);
+        for (uint64_t k = 0; k < n; k++) {
+            int64_t x = (int64_t)k;
+            COMMY_TRY(commy_vec_push(v, &x, sizeof x));
+        }
+        ph.mark(n);
+        int64_t sum = 0;
+        for (uint64_t k = 0; k < n; k++) {
+            int64_t x;
+            size_t len;
+            COMMY_TRY(commy_vec_get(v, r.below(n), &x, sizeof x, &len));
+            sum += x;
+        }
+        ph.mark(n);
+        stop_line(i, 2 * n);
+        if (sum < 0) _exit(1);
+        commy_vec_close(v);
+        commy_alloc_close(a);
+    });
+    c[0] = phase_ns(0);
+    c[1] = phase_ns(1);
+    run_procs(1, [&](int i) {
+        bip::managed_mapped_file mf(bip::create_only, pb.c_str(), BOOST_FILE);
+        auto *g = mf.construct<guarded<bvec>>("v")(salloc<int64_t>(mf.get_segment_manager()));
+        rng r(7);
+        start_line(i);
+        phases ph(i);
+        for (uint64_t k = 0; k < n; k++) {
+            guard l(g->mu);
+            g->c.push_back((int64_t)k);
+        }
+        ph.mark(n);
+        int64_t sum = 0;
+        for (uint64_t k = 0; k < n; k++) {
+            guard l(g->mu);
+            sum += g->c[r.below(n)];
+        }
+        ph.mark(n);
+        stop_line(i, 2 * n);
+        if (sum < 0) _exit(1);
+    });
+    b[0] = phase_ns(0);
+    b[1] = phase_ns(1);
+    fresh(pc);
+    fresh(pb);
+    add_row({"vec push i64 x " + std::to_string(n / 1000) + "k", c[0], b[0], "bip::vector", 2.0, false, "ns"});
+    add_row({"vec get i64 (random index)", c[1], b[1], "bip::vector", 2.0, false, "ns"});
+}
+
+// ---- hash map insert / get / remove ----
+static void map_bench(double scale)
+{
+    uint64_t n = count(scale, 1000000);
+    std::vector<int64_t> keys = random_keys(n, 42);
+    uint64_t m = keys.size();
+    std::string pc = path("map.commy"), pb = path("map.boost");
+    fresh(pc);
+    fresh(pb);
+    double c[3], b[3];
+    run_procs(1, [&](int i) {
+        commy_alloc *a = open_commy(pc, 64ull << 20, 4ull << 30);
+        commy_map *h;
+        COMMY_TRY(commy_map_open(&h, a, "m", COMMY_T_I64, COMMY_T_I64, 0));
+        start_line(i);
+        phases ph(i);
+        for (uint64_t k = 0; k < m; k++) COMMY_TRY(commy_map_put(h, &keys[k], 8, &keys[k], 8));
+        ph.mark(m);
+        for (uint64_t k = 0; k < m; k++) {
+            int64_t v;
+            size_t len;
+            COMMY_TRY(commy_map_get(h, &keys[m - 1 - k], 8, &v, sizeof v, &len));
+            if (v != keys[m - 1 - k]) _exit(1);
+        }
+        ph.mark(m);
+        for (uint64_t k = 0; k < m; k++) COMMY_TRY(commy_map_remove(h, &keys[k], 8));
+        ph.mark(m);
+        stop_line(i, 3 * m);
+        commy_map_close(h);
+        commy_alloc_close(a);
+    });
+    for (int k = 0; k < 3; k++) c[k] = phase_ns(k);
+    run_procs(1, [&](int i) {
+        bip::managed_mapped_file mf(bip::create_only, pb.c_str(), BOOST_FILE);
+        auto *g = mf.construct<guarded_hmap>("m")(mf.get_segment_manager());
+        start_line(i);
+        phases ph(i);
+        for (uint64_t k = 0; k < m; k++) {
+            guard l(g->mu);
+            g->c[keys[k]] = keys[k];
+        }
+        ph.mark(m);
+        for (uint64_t k = 0; k < m; k++) {
+            guard l(g->mu);
+            auto it = g->c.find(keys[m - 1 - k]);
+            if (it == g->c.end() || it->second != keys[m - 1 - k]) _exit(1);
+        }
+        ph.mark(m);
+        for (uint64_t k = 0; k < m; k++) {
+            guard l(g->mu);
+            g->c.erase(keys[k]);
+        }
+        ph.mark(m);
+        stop_line(i, 3 * m);
+    });
+    for (int k = 0; k < 3; k++) b[k] = phase_ns(k);
+    fresh(pc);
+    fresh(pb);
+    const char *peer = "boost::unord";
+    add_row({"map insert i64->i64 x " + std::to_string(m / 1000) + "k random", c[0], b[0], peer, 0.5, false, "ns"});
+    add_row({"map get", c[1], b[1], peer, 0.5, false, "ns"});
+    add_row({"map remove", c[2], b[2], peer, 0.5, false, "ns"});
+}
+
+// ---- ordered map insert / get / range scan ----
+static void omap_bench(double scale)
+{
+    uint64_t n = count(scale, 1000000);
+    std::vector<int64_t> keys = random_keys(n, 43);
+    uint64_t m = keys.size();
+    uint64_t scans = count(scale, 10000), span = 100;
+    std::string pc = path("omap.commy"), pb = path("omap.boost");
+    fresh(pc);
+    fresh(pb);
+    double c[3], b[3];
+    int64_t csum = 0, bsum = 0;
+    run_procs(1, [&](int i) {
+        commy_alloc *a = open_commy(pc, 64ull << 20, 4ull << 30);
+        commy_omap *h;
+        COMMY_TRY(commy_omap_open(&h, a, "o", COMMY_T_I64, COMMY_T_I64, 0));
+        start_line(i);
+        phases ph(i);
+        for (uint64_t k = 0; k < m; k++) COMMY_TRY(commy_omap_put(h, &keys[k], 8, &keys[k], 8));
+        ph.mark(m);
+        for (uint64_t k = 0; k < m; k++) {
+            int64_t v;
+            size_t len;
+            COMMY_TRY(commy_omap_get(h, &keys[m - 1 - k], 8, &v, sizeof v, &len));
+            if (v != keys[m - 1 - k]) _exit(1);
+        }
+        ph.mark(m);
+        int64_t sum = 0;
+        uint64_t visited = 0;
+        for (uint64_t s = 0; s < scans; s++) {
+            commy_cursor cur = COMMY_CURSOR_INIT;
+            COMMY_TRY(commy_omap_seek(&cur, h, &keys[s % m], 8, 1));
+            for (uint64_t k = 0; k < span; k++) {
+                int64_t kk, v;
+                size_t kl, vl;
+                int rc = commy_omap_next(h, &cur, &kk, 8, &kl, &v, 8, &vl);
+                if (rc == COMMY_DONE) break;
+                if (rc != COMMY_ROW) die_commy("commy_omap_next", rc);
+                sum += v;
+                visited++;
+            }
+        }
+        ph.mark(visited);
+        stop_line(i, 2 * m + visited);
+        shared()->aux[63] = sum;
+        commy_omap_close(h);
+        commy_alloc_close(a);
+    });
+    for (int k = 0; k < 3; k++) c[k] = phase_ns(k);
+    csum = shared()->aux[63];
+    run_procs(1, [&](int i) {
+        bip::managed_mapped_file mf(bip::create_only, pb.c_str(), BOOST_FILE);
+        auto *g = mf.construct<guarded_omap>("o")(mf.get_segment_manager());
+        start_line(i);
+        phases ph(i);
+        for (uint64_t k = 0; k < m; k++) {
+            guard l(g->mu);
+            g->c[keys[k]] = keys[k];
+        }
+        ph.mark(m);
+        for (uint64_t k = 0; k < m; k++) {
+            guard l(g->mu);
+            auto it = g->c.find(keys[m - 1 - k]);
+            if (it == g->c.end() || it->second != keys[m - 1 - k]) _exit(1);
+        }
+        ph.mark(m);
+        int64_t sum = 0;
+        uint64_t visited = 0;
+        for (uint64_t s = 0; s < scans; s++) {
+            guard l(g->mu);
+            auto it = g->c.lower_bound(keys[s % m]);
+            for (uint64_t k = 0; k < span && it != g->c.end(); k++, ++it) {
+                sum += it->second;
+                visited++;
+            }
+        }
+        ph.mark(visited);
+        stop_line(i, 2 * m + visited);
+        shared()->aux[63] = sum;
+    });
+    for (int k = 0; k < 3; k++) b[k] = phase_ns(k);
+    bsum = shared()->aux[63];
+    fresh(pc);
+    fresh(pb);
+    if (csum != bsum) {
+        fprintf(stderr, "bench: omap range scans disagree: commy sum %lld, boost %lld\n", (long long)csum,
+                (long long)bsum);
+        exit(1);
+    }
+    const char *peer = "bip::map";
+    add_row({"omap insert i64->i64 x " + std::to_string(m / 1000) + "k random", c[0], b[0], peer, 0.5, false, "ns"});
+    add_row({"omap get", c[1], b[1], peer, 0.5, false, "ns"});
+    add_row({"omap range scan (per entry, 100/scan)", c[2], b[2], peer, 0.5, false, "ns"});
+}
+
+// ---- deque push / pop ----
+static void deque_bench(double scale)
+{
+    uint64_t n = count(scale, 1000000);
+    std::string pc = path("deque.commy"), pb = path("deque.boost");
+    fresh(pc);
+    fresh(pb);
+    double c[2], b[2];
+    run_procs(1, [&](int i) {
+        commy_alloc *a = open_commy(pc, 64ull << 20, 4ull << 30);
+        commy_deque *d;
+        COMMY_TRY(commy_deque_open(&d, a, "d", COMMY_T_I64, 0));
+        start_line(i);
+        phases ph(i);
+        for (uint64_t k = 0; k < n; k++) {
+            int64_t x = (int64_t)k;
+            COMMY_TRY(commy_deque_push_back(d, &x, sizeof x));
+        }
+        ph.mark(n);
+        for (uint64_t k = 0; k < n; k++) {
+            int64_t x;
+            size_t len;
+            COMMY_TRY(commy_deque_pop_front(d, &x, sizeof x, &len));
+            if (x != (int64_t)k) _exit(1);
+        }
+        ph.mark(n);
+        stop_line(i, 2 * n);
+        commy_deque_close(d);
+        commy_alloc_close(a);
+    });
+    c[0] = phase_ns(0);
+    c[1] = phase_ns(1);
+    run_procs(1, [&](int i) {
+        bip::managed_mapped_file mf(bip::create_only, pb.c_str(), BOOST_FILE);
+        auto *g = mf.construct<guarded<bdeque>>("d")(salloc<int64_t>(mf.get_segment_manager()));
+        start_line(i);
+        phases ph(i);
+        for (uint64_t k = 0; k < n; k++) {
+            guard l(g->mu);
+            g->c.push_back((int64_t)k);
+        }
+        ph.mark(n);
+        for (uint64_t k = 0; k < n; k++) {
+            guard l(g->mu);
+            int64_t x = g->c.front();
+            g->c.pop_front();
+            if (x != (int64_t)k) _exit(1);
+        }
+        ph.mark(n);
+        stop_line(i, 2 * n);
+    });
+    b[0] = phase_ns(0);
+    b[1] = phase_ns(1);
+    fresh(pc);
+    fresh(pb);
+    add_row({"deque push_back i64 x " + std::to_string(n / 1000) + "k", c[0], b[0], "bip::deque", 2.0, false, "ns"});
+    add_row({"deque pop_front", c[1], b[1], "bip::deque", 2.0, false, "ns"});
+}
+
+// ---- box fetch-add contended by 2 processes ----
+static void box_bench(double scale)
+{
+    uint64_t n = count(scale, 1000000);
+    std::string pc = path("box.commy"), pb = path("box.boost");
+    fresh(pc);
+    fresh(pb);
+    { commy_alloc *a = open_commy(pc, 1ull << 20, 1ull << 30); commy_box *b; COMMY_TRY(commy_box_open(&b, a, "ctr", COMMY_T_I64, 0)); commy_box_close(b); commy_alloc_close(a); }
+    {
+        bip::managed_mapped_file mf(bip::create_only, pb.c_str(), 1u << 20);
+        mf.construct<std::atomic<int64_t>>("ctr")(0);
+    }
+    run_result c = run_procs(2, [&](int i) {
+        commy_alloc *a = open_commy(pc, 1ull << 20, 1ull << 30);
+        commy_box *b;
+        COMMY_TRY(commy_box_open(&b, a, "ctr", COMMY_T_I64, COMMY_OPEN_EXISTING));
+        start_line(i);
+        for (uint64_t k = 0; k < n; k++) COMMY_TRY(commy_box_fetch_add(nullptr, b, 1));
+        stop_line(i, n);
+        commy_box_close(b);
+        commy_alloc_close(a);
+    });
+    run_result p = run_procs(2, [&](int i) {
+        bip::managed_mapped_file mf(bip::open_only, pb.c_str());
+        auto *ctr = mf.find<std::atomic<int64_t>>("ctr").first;
+        start_line(i);
+        for (uint64_t k = 0; k < n; k++) ctr->fetch_add(1);
+        stop_line(i, n);
+    });
+    // The counters must end exact, or the figures mean nothing.
+    int64_t cv = 0, bv = 0;
+    {
+        commy_alloc *a = open_commy(pc, 1ull << 20, 1ull << 30);
+        commy_box *b;
+        size_t len;
+        COMMY_TRY(commy_box_open(&b, a, "ctr", COMMY_T_I64, COMMY_OPEN_EXISTING));
+        COMMY_TRY(commy_box_get(b, &cv, sizeof cv, &len));
+        commy_box_close(b);
+        commy_alloc_close(a);
+        bip::managed_mapped_file mf(bip::open_only, pb.c_str());
+        bv = mf.find<std::atomic<int64_t>>("ctr").first->load();
+    }
+    if (cv != (int64_t)(2 * n) || bv != (int64_t)(2 * n)) {
+        fprintf(stderr, "bench: contended counters ended at commy %lld, boost %lld; expected %llu\n", (long long)cv,
+                (long long)bv, (unsigned long long)(2 * n));
+        exit(1);
+    }
+    fresh(pc);
+    fresh(pb);
+    add_row({"box fetch-add, 2 procs x " + std::to_string(n / 1000) + "k", c.ns_per_op(), p.ns_per_op(),
+             "std::atomic", -1, false, "ns"});
+}
+
+// ---- 8 processes, mixed operations ----
+//
+// Per operation, by a seeded draw: 40% map get, 10% map put, 10% omap get,
+// 10% omap put, 20% box fetch-add, 10% deque push_back then pop_front
+// (counted as 2 operations). Keys are drawn from 100k preloaded keys.
+static void mixed_bench(double scale)
+{
+    const int procs = 8;
+    uint64_t n = count(scale, 400000);
+    uint64_t nkeys = count(scale, 100000);
+    std::string pc = path("mixed.commy"), pb = path("mixed.boost");
+    fresh(pc);
+    fresh(pb);
+    {
+        commy_alloc *a = open_commy(pc, 64ull << 20, 4ull << 30);
+        commy_map *h;
+        commy_omap *o;
+        commy_box *b;
+        commy_deque *d;
+        COMMY_TRY(commy_map_open(&h, a, "m", COMMY_T_I64, COMMY_T_I64, 0));
+        COMMY_TRY(commy_omap_open(&o, a, "o", COMMY_T_I64, COMMY_T_I64, 0));
+        COMMY_TRY(commy_box_open(&b, a, "b", COMMY_T_I64, 0));
+        COMMY_TRY(commy_deque_open(&d, a, "d", COMMY_T_I64, 0));
+        for (int64_t k = 0; k < (int64_t)nkeys; k++) {
+            COMMY_TRY(commy_map_put(h, &k, 8, &k, 8));
+            COMMY_TRY(commy_omap_put(o, &k, 8, &k, 8));
+        }
+        commy_map_close(h);
+        commy_omap_close(o);
+        commy_box_close(b);
+        commy_deque_close(d);
+        commy_alloc_close(a);
+    }
+    {
+        bip::managed_mapped_file mf(bip::create_only, pb.c_str(), BOOST_FILE);
+        auto *h = mf.construct<guarded_hmap>("m")(mf.get_segment_manager());
+        auto *o = mf.construct<guarded_omap>("o")(mf.get_segment_manager());
+        mf.construct<std::atomic<int64_t>>("b")(0);
+        mf.construct<guarded<bdeque>>("d")(salloc<int64_t>(mf.get_segment_manager()));
+        for (int64_t k = 0; k < (int64_t)nkeys; k++) {
+            h->c[k] = k;
+            o->c[k] = k;
+        }
+    }
+    run_result c = run_procs(procs, [&](int i) {
+        commy_alloc *a = open_commy(pc, 64ull << 20, 4ull << 30);
+        commy_map *h;
+        commy_omap *o;
+        commy_box *b;
+        commy_deque *d;
+        COMMY_TRY(commy_map_open(&h, a, "m", COMMY_T_I64, COMMY_T_I64, COMMY_OPEN_EXISTING));
+        COMMY_TRY(commy_omap_open(&o, a, "o", COMMY_T_I64, COMMY_T_I64, COMMY_OPEN_EXISTING));
+        COMMY_TRY(commy_box_open(&b, a, "b", COMMY_T_I64, COMMY_OPEN_EXISTING));
+        COMMY_TRY(commy_deque_open(&d, a, "d", COMMY_T_I64, COMMY_OPEN_EXISTING));
+        rng r(1000 + (uint64_t)i);
+        uint64_t ops = 0;
+        start_line(i);
+        while (ops < n) {
+            uint64_t x = r.below(100);
+            int64_t k = (int64_t)r.below(nkeys), v;
+            size_t len;
+            if (x < 40) COMMY_TRY(commy_map_get(h, &k, 8, &v, 8, &len));
+            else if (x < 50) COMMY_TRY(commy_map_put(h, &k, 8, &k, 8));
+            else if (x < 60) COMMY_TRY(commy_omap_get(o, &k, 8, &v, 8, &len));
+            else if (x < 70) COMMY_TRY(commy_omap_put(o, &k, 8, &k, 8));
+            else if (x < 90) COMMY_TRY(commy_box_fetch_add(nullptr, b, 1));
+            else {
+                COMMY_TRY(commy_deque_push_back(d, &k, 8));
+                int rc = commy_deque_pop_front(d, &v, 8, &len);
+                if (rc != COMMY_OK) die_commy("commy_deque_pop_front", rc); // this process's own push is there
+                ops++;
+            }
+            ops++;
+        }
+        stop_line(i, ops);
+        commy_map_close(h);
+        commy_omap_close(o);
+        commy_box_close(b);
+        commy_deque_close(d);
+        commy_alloc_close(a);
+    });
+    run_result p = run_procs(procs, [&](int i) {
+        bip::managed_mapped_file mf(bip::open_only, pb.c_str());
+        auto *h = mf.find<guarded_hmap>("m").first;
+        auto *o = mf.find<guarded_omap>("o").first;
+        auto *b = mf.find<std::atomic<int64_t>>("b").first;
+        auto *d = mf.find<guarded<bdeque>>("d").first;
+        rng r(1000 + (uint64_t)i);
+        uint64_t ops = 0;
+        int64_t sink = 0;
+        start_line(i);
+        while (ops < n) {
+            uint64_t x = r.below(100);
+            int64_t k = (int64_t)r.below(nkeys);
+            if (x < 40) {
+                guard l(h->mu);
+                sink += h->c.find(k)->second;
+            } else if (x < 50) {
+                guard l(h->mu);
+                h->c[k] = k;
+            } else if (x < 60) {
+                guard l(o->mu);
+                sink += o->c.find(k)->second;
+            } else if (x < 70) {
+                guard l(o->mu);
+                o->c[k] = k;
+            } else if (x < 90) {
+                b->fetch_add(1);
+            } else {
+                {
+                    guard l(d->mu);
+                    d->c.push_back(k);
+                }
+                {
+                    guard l(d->mu);
+                    sink += d->c.front();
+                    d->c.pop_front();
+                }
+                ops++;
+            }
+            ops++;
+        }
+        stop_line(i, ops);
+        if (sink == INT64_MIN) _exit(1);
+    });
+    fresh(pc);
+    fresh(pb);
+    add_row({"8 procs mixed ops (total ops/s)", c.ops_per_s(), p.ops_per_s(), "bip+mutex", 7e6, true, "ops/s"});
+}
+
+// ---- wake-up latency: commy_box_wait vs a raw futex, ping-pong between 2 processes ----
+static long futex(std::atomic<uint32_t> *w, int op, uint32_t val)
+{
+    return syscall(SYS_futex, reinterpret_cast<uint32_t *>(w), op, val, nullptr, nullptr, 0);
+}
+
+static void wake_bench(double scale)
+{
+    uint64_t rounds = count(scale, 20000);
+    std::string pc = path("wake.commy");
+    fresh(pc);
+    {
+        commy_alloc *a = open_commy(pc, 1ull << 20, 1ull << 30);
+        commy_box *b;
+        COMMY_TRY(commy_box_open(&b, a, "ping", COMMY_T_I64, 0));
+        commy_box_close(b);
+        COMMY_TRY(commy_box_open(&b, a, "pong", COMMY_T_I64, 0));
+        commy_box_close(b);
+        commy_alloc_close(a);
+    }
+    run_result c = run_procs(2, [&](int i) {
+        commy_alloc *a = open_commy(pc, 1ull << 20, 1ull << 30);
+        commy_box *ping, *pong;
+        COMMY_TRY(commy_box_open(&ping, a, "ping", COMMY_T_I64, COMMY_OPEN_EXISTING));
+        COMMY_TRY(commy_box_open(&pong, a, "pong", COMMY_T_I64, COMMY_OPEN_EXISTING));
+        commy_box *mine = i == 0 ? pong : ping, *theirs = i == 0 ? ping : pong;
+        uint32_t seen;
+        COMMY_TRY(commy_box_version(&seen, mine));
+        start_line(i);
+        for (uint64_t k = 0; k < rounds; k++) {
+            if (i == 0) COMMY_TRY(commy_box_fetch_add(nullptr, theirs, 1));
+            // Wait for the other side's change; a wake-up without one is retried.
+            for (;;) {
+                int rc = commy_box_wait(mine, seen, 5000);
+                uint32_t now;
+                COMMY_TRY(commy_box_version(&now, mine));
+                if (now != seen) {
+                    seen = now;
+                    break;
+                }
+                if (rc == COMMY_ETIMEDOUT) die_commy("commy_box_wait (no wake-up within 5 s)", rc);
+            }
+            if (i == 1) COMMY_TRY(commy_box_fetch_add(nullptr, theirs, 1));
+        }
+        stop_line(i, i == 0 ? rounds : 0);
+        commy_box_close(ping);
+        commy_box_close(pong);
+        commy_alloc_close(a);
+    });
+    fresh(pc);
+
+    // The same protocol on a bare futex word in shared memory: the floor that
+    // any sleeping wait can reach.
+    auto *w = static_cast<std::atomic<uint32_t> *>(
+        mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+    if (w == MAP_FAILED) {
+        perror("bench: mmap");
+        exit(1);
+    }
+    w[0] = 0; // ping
+    w[1] = 0; // pong
+    run_result f = run_procs(2, [&](int i) {
+        std::atomic<uint32_t> *mine = &w[i == 0 ? 1 : 0], *theirs = &w[i == 0 ? 0 : 1];
+        uint32_t seen = mine->load();
+        start_line(i);
+        for (uint64_t k = 0; k < rounds; k++) {
+            if (i == 0) {
+                theirs->fetch_add(1);
+                futex(theirs, FUTEX_WAKE, 1);
+            }
+            while (mine->load() == seen) futex(mine, FUTEX_WAIT, seen);
+            seen = mine->load();
+            if (i == 1) {
+                theirs->fetch_add(1);
+                futex(theirs, FUTEX_WAKE, 1);
+            }
+        }
+        stop_line(i, i == 0 ? rounds : 0);
+    });
+    munmap(w, 4096);
+    add_row({"wait wake-up round trip, 2 procs x " + std::to_string(rounds / 1000) + "k", c.ns_per_op(), f.ns_per_op(),
+             "raw futex", 1.2, false, "ns"});
+}
+
+void bench_containers(double scale)
+{
+    vec_bench(scale);
+    map_bench(scale);
+    omap_bench(scale);
+    deque_bench(scale);
+    box_bench(scale);
+    mixed_bench(scale);
+    wake_bench(scale);
+}
+
+} // namespace bench
+
+#else // the library lacks a container this section measures
+
+namespace bench {
+void bench_containers(double)
+{
+    fprintf(stderr, "commy-bench: the container benchmarks were not built: the library lacks vec, deque, map, omap "
+                    "or box (re-run cmake once they land)\n");
+}
+} // namespace bench
+
+#endif
