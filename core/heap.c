@@ -220,7 +220,10 @@ static int take(commy_alloc *a, uint64_t off)
 {
     struct blk *b = B(a, off);
     uint64_t sz = bsize(b);
-    int rc = list_remove(a, off, sz);
+    /* The caller overwrites the free-list links with its data: log them so a
+     * rollback that frees the block again finds valid links. */
+    int rc = commy__log(a, &b->next_free, 16);
+    rc = rc ? rc : list_remove(a, off, sz);
     rc = rc ? rc : put_prev(a, off, bprev(b), bflags(b) & F_PREV_FREE);
     uint64_t next = off + sz;
     if (rc == 0) rc = put_prev(a, next, off, bflags(B(a, next)) & F_FREE);
