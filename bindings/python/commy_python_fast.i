@@ -709,7 +709,7 @@ PyObject *py_oset_bound(commy_oset *live, unsigned int t, int which, PyObject *k
 
 /* ---- iteration: up to n rows from a cursor, as a list (empty at the end) ----
  * kind: COMMY_KIND_MAP, _SET, _OMAP or _OSET; h is that kind's handle. */
-PyObject *py_scan(int kind, PyObject *h, commy_cursor *c, unsigned int kt, unsigned int vt, int what, Py_ssize_t n)
+PyObject *py_scan(int kind, PyObject *h, commy_cursor *c, unsigned int kt, unsigned int vt, int what, int n)
 {
     void *p = NULL;
     swig_type_info *ty = kind == COMMY_KIND_MAP ? SWIGTYPE_p_commy_map : kind == COMMY_KIND_SET ? SWIGTYPE_p_commy_set
