@@ -278,15 +278,28 @@ static inline int held_by_me(commy_alloc *a)
     return atomic_load_explicit(&a->owned, memory_order_relaxed) && pthread_equal(a->owner, pthread_self());
 }
 
+/* Waits in slices: a holder killed inside pthread_mutex_unlock, after it
+ * cleared the lock word but before it woke a sleeper, can leave that sleeper
+ * asleep on a free lock (the kernel's robust-list cleanup only covers the
+ * case where the word is still 0 when the holder dies). Re-trying every
+ * slice bounds that lost wake-up to one slice. */
+#define LOCK_SLICE_MS 20u
+
 static int lock_segment(commy_alloc *a, uint32_t timeout_ms)
 {
     int e;
-    if (timeout_ms == 0) {
-        e = pthread_mutex_lock(&a->hdr->lock.mutex);
-    } else {
+    uint64_t deadline = timeout_ms ? now_ms_boot() + timeout_ms : UINT64_MAX;
+    e = pthread_mutex_trylock(&a->hdr->lock.mutex);
+    while (e == EBUSY || e == ETIMEDOUT) {
+        uint64_t now = now_ms_boot();
+        if (now >= deadline) {
+            e = ETIMEDOUT;
+            break;
+        }
+        uint64_t slice = deadline - now < LOCK_SLICE_MS ? deadline - now : LOCK_SLICE_MS;
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)timeout_ms * 1000000u;
+        uint64_t ns = (uint64_t)until.tv_nsec + slice * 1000000u;
         until.tv_sec += (time_t)(ns / 1000000000u);
         until.tv_nsec = (long)(ns % 1000000000u);
         e = pthread_mutex_timedlock(&a->hdr->lock.mutex, &until);
