@@ -1,0 +1,351 @@
+#!/usr/bin/env python3
+"""Writes conformance/scenarios/<kind>_<type>.json: one scenario for every
+container kind and every element type, with the expected results computed by
+the simple in-memory model below. The JSON files are the suite (committed);
+this script only saves writing 99 of them by hand. Re-run it after changing
+the model:  python3 conformance/gen_scenarios.py"""
+import json
+import math
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "scenarios")
+
+INT_RANGE = {
+    "i8": (-2**7, 2**7 - 1), "i16": (-2**15, 2**15 - 1), "i32": (-2**31, 2**31 - 1), "i64": (-2**63, 2**63 - 1),
+    "u8": (0, 2**8 - 1), "u16": (0, 2**16 - 1), "u32": (0, 2**32 - 1), "u64": (0, 2**64 - 1),
+}
+TYPES = ["i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "f32", "f64", "bool", "bytes", "str", "blob[4]"]
+
+# Five distinct values per type, in ascending order by the type's ordering
+# (numbers by value, bytes and str bytewise). Floats as Python floats.
+SAMPLES = {
+    "i8": [-128, -1, 0, 7, 127],
+    "i16": [-32768, -300, 0, 300, 32767],
+    "i32": [-2147483648, -70000, 0, 70000, 2147483647],
+    "i64": [-2**63, -5000000000, 0, 2**53 + 1, 2**63 - 1],
+    "u8": [0, 1, 128, 200, 255],
+    "u16": [0, 1, 255, 40000, 65535],
+    "u32": [0, 1, 65536, 3000000000, 4294967295],
+    "u64": [0, 1, 4294967296, 2**63, 2**64 - 1],
+    "f32": [-math.inf, -2.5, 0.0, 1.5, 3.4028234663852886e38],
+    "f64": [-math.inf, -1e300, 0.0, 0.1, math.inf],
+    "bool": [False, True],
+    "bytes": [b"", b"\x00", b"\x00\x01\xff", b"ABCD", b"\xff"],
+    "str": ["", "A", "a", "\u00e9", "\u65e5\u672c\u8a9e"],
+    "blob[4]": [b"\x00\x00\x00\x00", b"\x00\x00\x00\x01", b"\x7f\xff\xff\xff", b"\x80\x00\x00\x00", b"\xff\xff\xff\xff"],
+}
+# Extra values for sequences: the float forms every language must carry exactly.
+SPECIALS = {"f32": [math.nan, -0.0, math.inf], "f64": [math.nan, -0.0, 5e-324], "bool": [True, False, True]}
+
+
+def f32(x):
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def enc(t, v):
+    """The JSON form of a value of type t (conformance/README.md)."""
+    if t in INT_RANGE:
+        return v if -2**53 <= v <= 2**53 else str(v)
+    if t in ("f32", "f64"):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        if v == 0 and math.copysign(1, v) < 0:
+            return "-0.0"
+        return v
+    if t == "bool":
+        return v
+    if t == "str":
+        return v
+    return v.hex()
+
+
+def canon_key(t, v):
+    # Keys are canonical in storage: -0.0 is stored as +0.0 (docs/format.md).
+    if t in ("f32", "f64") and v == 0:
+        return 0.0
+    return v
+
+
+def other_type(t):
+    return "f64" if t != "f64" else "i64"
+
+
+def wrong_opens(name, kind, types):
+    """Every reader must refuse the container under another type and another kind."""
+    wt = [other_type(x) for x in types]
+    other_kind = "vec" if kind != "vec" else "deque"
+    okt = ["i64"] if other_kind in ("vec", "deque") else None
+    return [
+        {"op": "open", "c": "wrongtype", "name": name, "kind": kind, "types": wt, "flags": ["existing"], "error": "ETYPE"},
+        {"op": "open", "c": "wrongkind", "name": name, "kind": other_kind, "types": okt, "flags": ["existing"], "error": "ETYPE"},
+    ]
+
+
+def box(t):
+    n = "box_" + tname(t)
+    s = SAMPLES[t]
+    w = [{"op": "open", "c": "b", "name": n, "kind": "box", "types": [t]}]
+    zero = {"str": "", "bytes": b"", "bool": False, "blob[4]": b"\0\0\0\0"}.get(t, 0)
+    w.append({"op": "get", "c": "b", "expect": enc(t, zero)})
+    if t in INT_RANGE:
+        lo, hi = INT_RANGE[t]
+        w += [
+            {"op": "set", "c": "b", "value": enc(t, hi)},
+            {"op": "fetch_add", "c": "b", "delta": 1, "expect": enc(t, hi)},
+            {"op": "get", "c": "b", "expect": enc(t, lo)},  # wrapped at the type's width
+            {"op": "set", "c": "b", "value": enc(t, s[1])},
+            {"op": "cas", "c": "b", "expected": enc(t, s[1]), "desired": enc(t, s[3]), "expect": enc(t, s[1])},
+            {"op": "cas", "c": "b", "expected": enc(t, s[1]), "desired": enc(t, s[0]), "expect": enc(t, s[3])},
+            {"op": "fetch_add", "c": "b", "delta": -1, "expect": enc(t, s[3])},
+        ]
+        final = s[3] - 1
+    elif t in ("f32", "f64"):
+        w += [{"op": "set", "c": "b", "value": "nan"}, {"op": "get", "c": "b", "expect": "nan"},
+              {"op": "set", "c": "b", "value": "-0.0"}]
+        final = -0.0
+    else:
+        w += [{"op": "set", "c": "b", "value": enc(t, s[len(s) // 2])},
+              {"op": "get", "c": "b", "expect": enc(t, s[len(s) // 2])},
+              {"op": "set", "c": "b", "value": enc(t, s[-1])}]
+        final = s[-1]
+    w.append({"op": "get", "c": "b", "expect": enc(t, final)})
+    r = [{"op": "open", "c": "b", "name": n, "kind": "box", "types": [t], "flags": ["existing"]},
+         {"op": "get", "c": "b", "expect": enc(t, final)}] + wrong_opens(n, "box", [t])
+    return n, w, r
+
+
+def seq_values(t):
+    return SAMPLES[t] + SPECIALS.get(t, [])
+
+
+def vec(t):
+    n = "vec_" + tname(t)
+    vals = seq_values(t)
+    model = []
+    w = [{"op": "open", "c": "v", "name": n, "kind": "vec", "types": [t]}, {"op": "len", "c": "v", "expect": 0},
+         {"op": "pop", "c": "v", "error": "EEMPTY"}]
+    for v in vals:
+        w.append({"op": "push", "c": "v", "value": enc(t, v)})
+        model.append(v)
+    w.append({"op": "len", "c": "v", "expect": len(model)})
+    w.append({"op": "get", "c": "v", "index": len(model), "error": "ERANGE"})
+    w.append({"op": "set", "c": "v", "index": 1, "value": enc(t, vals[-1])})
+    model[1] = vals[-1]
+    w.append({"op": "insert", "c": "v", "index": 0, "value": enc(t, vals[2])})
+    model.insert(0, vals[2])
+    w.append({"op": "remove", "c": "v", "index": 2})
+    del model[2]
+    w.append({"op": "pop", "c": "v", "expect": enc(t, model.pop())})
+    w.append({"op": "get", "c": "v", "index": 0, "expect": enc(t, model[0])})
+    w.append({"op": "iterate", "c": "v", "expect": [enc(t, x) for x in model]})
+    r = [{"op": "open", "c": "v", "name": n, "kind": "vec", "types": [t], "flags": ["existing"]},
+         {"op": "len", "c": "v", "expect": len(model)},
+         {"op": "get", "c": "v", "index": len(model) - 1, "expect": enc(t, model[-1])},
+         {"op": "get", "c": "v", "index": len(model), "error": "ERANGE"},
+         {"op": "iterate", "c": "v", "expect": [enc(t, x) for x in model]}] + wrong_opens(n, "vec", [t])
+    return n, w, r
+
+
+def deque(t):
+    n = "deque_" + tname(t)
+    vals = seq_values(t)
+    model = []
+    w = [{"op": "open", "c": "d", "name": n, "kind": "deque", "types": [t]},
+         {"op": "pop_front", "c": "d", "error": "EEMPTY"}, {"op": "back", "c": "d", "error": "EEMPTY"}]
+    # Alternate ends so the ring wraps.
+    for i, v in enumerate(vals):
+        if i % 2:
+            w.append({"op": "push_front", "c": "d", "value": enc(t, v)})
+            model.insert(0, v)
+        else:
+            w.append({"op": "push_back", "c": "d", "value": enc(t, v)})
+            model.append(v)
+    w.append({"op": "pop_front", "c": "d", "expect": enc(t, model.pop(0))})
+    w.append({"op": "pop_back", "c": "d", "expect": enc(t, model.pop())})
+    w.append({"op": "set", "c": "d", "index": 1, "value": enc(t, vals[0])})
+    model[1] = vals[0]
+    w.append({"op": "get", "c": "d", "index": len(model), "error": "ERANGE"})
+    w.append({"op": "iterate", "c": "d", "expect": [enc(t, x) for x in model]})
+    r = [{"op": "open", "c": "d", "name": n, "kind": "deque", "types": [t], "flags": ["existing"]},
+         {"op": "len", "c": "d", "expect": len(model)},
+         {"op": "front", "c": "d", "expect": enc(t, model[0])},
+         {"op": "back", "c": "d", "expect": enc(t, model[-1])},
+         {"op": "get", "c": "d", "index": 1, "expect": enc(t, model[1])},
+         {"op": "iterate", "c": "d", "expect": [enc(t, x) for x in model]}] + wrong_opens(n, "deque", [t])
+    return n, w, r
+
+
+def keys_for(t, ordered):
+    ks = list(SAMPLES[t])
+    if t in ("f32", "f64") and not ordered:
+        ks.append(math.nan)  # NaN keys are one canonical key in hash containers
+    return ks
+
+
+def sort_key(t, v):
+    if t == "str":
+        return v.encode()
+    return v
+
+
+def hash_map(t, ordered):
+    kind = "omap" if ordered else "map"
+    n = kind + "_" + tname(t)
+    ks = keys_for(t, ordered)
+    model = {}
+    w = [{"op": "open", "c": "m", "name": n, "kind": kind, "types": [t, t]}]
+    order = ks[::2] + ks[1::2]  # not sorted: the tree must order them
+    for i, k in enumerate(order):
+        v = ks[(ks.index(k) + 1) % len(ks)]
+        w.append({"op": "put", "c": "m", "key": enc(t, k), "value": enc(t, v)})
+        model[mk(t, k)] = (k, v)
+    # Replace one, remove one, look for a removed one.
+    k0, k1 = ks[0], ks[1]
+    w.append({"op": "put", "c": "m", "key": enc(t, k0), "value": enc(t, k0)})
+    model[mk(t, k0)] = (k0, k0)
+    w.append({"op": "remove", "c": "m", "key": enc(t, k1)})
+    del model[mk(t, k1)]
+    w.append({"op": "remove", "c": "m", "key": enc(t, k1), "error": "ENOTFOUND"})
+    w.append({"op": "get", "c": "m", "key": enc(t, k1), "error": "ENOTFOUND"})
+    w.append({"op": "contains", "c": "m", "key": enc(t, k1), "expect": False})
+    if t in ("f32", "f64"):
+        # -0.0 and 0.0 are one key.
+        w.append({"op": "put", "c": "m", "key": "-0.0", "value": enc(t, 2.5)})
+        model[mk(t, 0.0)] = (0.0, 2.5)
+        w.append({"op": "get", "c": "m", "key": 0.0, "expect": enc(t, 2.5)})
+    entries = list(model.values())
+    if ordered:
+        entries.sort(key=lambda e: sort_key(t, e[0]))
+    it = [[enc(t, canon_key(t, k)), enc(t, v)] for k, v in entries]
+    w.append({"op": "len", "c": "m", "expect": len(model)})
+    w.append({"op": "iterate", "c": "m", "expect": it, "unordered": not ordered})
+    r = [{"op": "open", "c": "m", "name": n, "kind": kind, "types": [t, t], "flags": ["existing"]},
+         {"op": "len", "c": "m", "expect": len(model)}]
+    for k, v in entries:
+        r.append({"op": "get", "c": "m", "key": enc(t, k), "expect": enc(t, v)})
+        r.append({"op": "contains", "c": "m", "key": enc(t, k), "expect": True})
+    r.append({"op": "contains", "c": "m", "key": enc(t, k1), "expect": False})
+    r.append({"op": "iterate", "c": "m", "expect": it, "unordered": not ordered})
+    if ordered:
+        r += ordered_queries(t, [e[0] for e in entries], [e[1] for e in entries], ks, True)
+    r += wrong_opens(n, kind, [t, t])
+    return n, w, r
+
+
+def mk(t, k):
+    if isinstance(k, float) and math.isnan(k):
+        return "nan"
+    return (type(k).__name__, canon_key(t, k))
+
+
+def ordered_queries(t, keys, vals, allkeys, is_map):
+    """first, last, bounds and ranges over sorted keys (with their values for maps)."""
+    def ent(i):
+        return [enc(t, canon_key(t, keys[i])), enc(t, vals[i])] if is_map else enc(t, canon_key(t, keys[i]))
+    q = [{"op": "first", "c": "m", "expect": ent(0)}, {"op": "last", "c": "m", "expect": ent(len(keys) - 1)}]
+    skeys = [sort_key(t, k) for k in keys]
+    for probe in allkeys:
+        sp = sort_key(t, probe)
+        lb = next((i for i, k in enumerate(skeys) if k >= sp), None)
+        ub = next((i for i, k in enumerate(skeys) if k > sp), None)
+        q.append({"op": "lower_bound", "c": "m", "key": enc(t, probe), **({"expect": ent(lb)} if lb is not None else {"error": "ENOTFOUND"})})
+        q.append({"op": "upper_bound", "c": "m", "key": enc(t, probe), **({"expect": ent(ub)} if ub is not None else {"error": "ENOTFOUND"})})
+        q.append({"op": "range", "c": "m", "from": enc(t, probe), "inclusive": True,
+                  "expect": [ent(i) for i in range(lb if lb is not None else len(keys), len(keys))]})
+        q.append({"op": "range", "c": "m", "from": enc(t, probe), "inclusive": False,
+                  "expect": [ent(i) for i in range(ub if ub is not None else len(keys), len(keys))]})
+    q.append({"op": "range", "c": "m", "from": None, "inclusive": True, "expect": [ent(i) for i in range(len(keys))]})
+    return q
+
+
+def hash_set(t, ordered):
+    kind = "oset" if ordered else "set"
+    n = kind + "_" + tname(t)
+    ks = keys_for(t, ordered)
+    model = {}
+    w = [{"op": "open", "c": "m", "name": n, "kind": kind, "types": [t]}]
+    for k in ks[::-1]:
+        w.append({"op": "add", "c": "m", "key": enc(t, k), "expect": True})
+        model[mk(t, k)] = k
+    w.append({"op": "add", "c": "m", "key": enc(t, ks[-1]), "expect": False})
+    w.append({"op": "remove", "c": "m", "key": enc(t, ks[1])})
+    del model[mk(t, ks[1])]
+    w.append({"op": "remove", "c": "m", "key": enc(t, ks[1]), "error": "ENOTFOUND"})
+    if t in ("f32", "f64"):
+        w.append({"op": "add", "c": "m", "key": "-0.0", "expect": False})
+        w.append({"op": "contains", "c": "m", "key": "-0.0", "expect": True})
+    keys = list(model.values())
+    if ordered:
+        keys.sort(key=lambda k: sort_key(t, k))
+    it = [enc(t, canon_key(t, k)) for k in keys]
+    w.append({"op": "len", "c": "m", "expect": len(keys)})
+    w.append({"op": "iterate", "c": "m", "expect": it, "unordered": not ordered})
+    r = [{"op": "open", "c": "m", "name": n, "kind": kind, "types": [t], "flags": ["existing"]},
+         {"op": "len", "c": "m", "expect": len(keys)}]
+    for k in keys:
+        r.append({"op": "contains", "c": "m", "key": enc(t, k), "expect": True})
+    r.append({"op": "contains", "c": "m", "key": enc(t, ks[1]), "expect": False})
+    r.append({"op": "iterate", "c": "m", "expect": it, "unordered": not ordered})
+    if ordered:
+        r += ordered_queries(t, keys, None, ks, False)
+    r += wrong_opens(n, kind, [t])
+    return n, w, r
+
+
+def string():
+    n = "str_str"
+    w = [{"op": "open", "c": "s", "name": n, "kind": "str", "types": ["str"]},
+         {"op": "get", "c": "s", "expect": ""},
+         {"op": "set", "c": "s", "value": "h\u00e9llo"},
+         {"op": "append", "c": "s", "value": ", \u65e5\u672c"},
+         {"op": "append", "c": "s", "value": ""},
+         {"op": "len", "c": "s", "expect": 14},
+         {"op": "get", "c": "s", "expect": "h\u00e9llo, \u65e5\u672c"}]
+    r = [{"op": "open", "c": "s", "name": n, "kind": "str", "types": ["str"], "flags": ["existing"]},
+         {"op": "len", "c": "s", "expect": 14},
+         {"op": "get", "c": "s", "expect": "h\u00e9llo, \u65e5\u672c"},
+         {"op": "open", "c": "wrongkind", "name": n, "kind": "vec", "types": ["str"], "flags": ["existing"], "error": "ETYPE"}]
+    return n, w, r
+
+
+def tname(t):
+    return t.replace("[", "").replace("]", "")
+
+
+def dump(doc):
+    """One step per line: scenarios stay readable and diff well."""
+    one = lambda x: json.dumps(x, ensure_ascii=False)
+    head = ",\n".join(" %s: %s" % (one(k), one(v)) for k, v in doc.items() if k not in ("write", "read"))
+    parts = [head]
+    for phase in ("write", "read"):
+        if phase in doc:
+            parts.append(' "%s": [\n  %s\n ]' % (phase, ",\n  ".join(one(s) for s in doc[phase])))
+    return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
+def main():
+    made = []
+    for t in TYPES:
+        made.append(("box", t, box(t)))
+        made.append(("vec", t, vec(t)))
+        made.append(("deque", t, deque(t)))
+        made.append(("map", t, hash_map(t, False)))
+        made.append(("omap", t, hash_map(t, True)))
+        made.append(("set", t, hash_set(t, False)))
+        made.append(("oset", t, hash_set(t, True)))
+    made.append(("str", "str", string()))
+    for kind, t, (name, w, r) in made:
+        doc = {"name": name, "kind": kind, "type": t,
+               "description": "generated by gen_scenarios.py: %s of %s, written by one language, read by every one" % (kind, t),
+               "write": w, "read": r}
+        with open(os.path.join(OUT, name + ".json"), "w") as f:
+            f.write(dump(doc))
+    print("%d scenarios" % len(made))
+
+
+if __name__ == "__main__":
+    main()
