@@ -496,8 +496,8 @@ PyObject *py_deque_take(commy_deque *live, unsigned int t, int op)
 /* pop_front, waiting up to timeout_ms (negative: forever) without the GIL. */
 PyObject *py_deque_pop_wait(commy_deque *live, unsigned int t, int timeout_ms)
 {
-    cpy_buf kb, vb; size_t kn = 0, vn = 0; int rc;
-    cpy_buf_init(&kb); cpy_buf_init(&vb);
+    cpy_buf vb; size_t vn = 0; int rc;
+    cpy_buf_init(&vb);
     int tries = 0;
     for (;;) {
         Py_BEGIN_ALLOW_THREADS
