@@ -322,6 +322,9 @@ def dump(doc):
     head = ",\n".join(" %s: %s" % (one(k), one(v)) for k, v in doc.items() if k not in ("write", "read"))
     parts = [head]
     for phase in ("write", "read"):
+        if phase in doc and not doc[phase]:
+            parts.append(' "%s": []' % phase)
+            continue
         if phase in doc:
             parts.append(' "%s": [\n  %s\n ]' % (phase, ",\n  ".join(one(s) for s in doc[phase])))
     return "{\n" + ",\n".join(parts) + "\n}\n"
@@ -345,6 +348,70 @@ def main():
         with open(os.path.join(OUT, name + ".json"), "w") as f:
             f.write(dump(doc))
     print("%d scenarios" % len(made))
+    golden(made)
+
+
+GOLDEN = os.path.join(HERE, "golden")
+
+
+def golden(made):
+    """Descriptions of the golden files of layout v1 (conformance/README.md).
+    runner_c --regenerate-golden writes the .seg files from them."""
+    write, read = [], []
+    for kind, t, (name, w, r) in made:
+        write += w
+        read += r
+    # A read-only segment refuses every write, in every language.
+    read += [
+        {"op": "open", "c": "v", "name": "vec_i64", "kind": "vec", "types": ["i64"], "flags": ["existing"]},
+        {"op": "push", "c": "v", "value": 1, "error": "EPERM"},
+        {"op": "open", "c": "b", "name": "box_u64", "kind": "box", "types": ["u64"], "flags": ["existing"]},
+        {"op": "set", "c": "b", "value": 1, "error": "EPERM"},
+        {"op": "open", "c": "m", "name": "map_str", "kind": "map", "types": ["str", "str"], "flags": ["existing"]},
+        {"op": "put", "c": "m", "key": "x", "value": "y", "error": "EPERM"},
+        {"op": "open", "c": "m", "name": "no_such_root", "kind": "map", "types": ["str", "str"], "flags": ["existing"],
+         "error": "ENOTFOUND"},
+    ]
+    docs = [
+        {"name": "v1_all", "file": "v1_all.seg", "layout": "1.0",
+         "description": "every generated scenario's containers, written by the C runner with layout 1.0",
+         "write": write, "read": read},
+        {"name": "v1_small", "file": "v1_small.seg", "layout": "1.0",
+         "description": "one box and one string: the source of the files that must be refused",
+         "write": [{"op": "open", "c": "b", "name": "counter", "kind": "box", "types": ["i64"]},
+                   {"op": "set", "c": "b", "value": 42},
+                   {"op": "open", "c": "s", "name": "greeting", "kind": "str", "types": ["str"]},
+                   {"op": "set", "c": "s", "value": "hello"}],
+         "read": [{"op": "open", "c": "b", "name": "counter", "kind": "box", "types": ["i64"], "flags": ["existing"]},
+                  {"op": "get", "c": "b", "expect": 42},
+                  {"op": "open", "c": "s", "name": "greeting", "kind": "str", "types": ["str"], "flags": ["existing"]},
+                  {"op": "get", "c": "s", "expect": "hello"},
+                  {"op": "open", "c": "x", "name": "counter", "kind": "box", "types": ["u64"], "flags": ["existing"],
+                   "error": "ETYPE"},
+                  {"op": "open", "c": "x", "name": "counter", "kind": "deque", "types": ["i64"], "flags": ["existing"],
+                   "error": "ETYPE"},
+                  {"op": "open", "c": "x", "name": "greeting", "kind": "box", "types": ["str"], "flags": ["existing"],
+                   "error": "ETYPE"}]},
+        {"name": "v1_bad_magic", "file": "v1_bad_magic.seg",
+         "description": "v1_small with its magic overwritten: not a commy segment",
+         "derive": {"from": "v1_small.seg", "patch": [{"offset": 0, "hex": b"NOTCOMMY".hex()}]},
+         "open_error": "ECORRUPT"},
+        {"name": "v1_future_major", "file": "v1_future_major.seg",
+         "description": "v1_small claiming layout 2.0 (header offset 8, u16 little-endian): a v1 reader must refuse it",
+         "derive": {"from": "v1_small.seg", "patch": [{"offset": 8, "hex": "0200"}]},
+         "open_error": "ELAYOUT"},
+        {"name": "v1_truncated", "file": "v1_truncated.seg",
+         "description": "v1_small cut inside its journal: shorter than its header says",
+         "derive": {"from": "v1_small.seg", "truncate": 6000},
+         "open_error": "ECORRUPT"},
+        {"name": "v1_truncated_header", "file": "v1_truncated_header.seg",
+         "description": "v1_small cut inside its 4096-byte header",
+         "derive": {"from": "v1_small.seg", "truncate": 100},
+         "open_error": "ECORRUPT"},
+    ]
+    for d in docs:
+        with open(os.path.join(GOLDEN, d["name"] + ".json"), "w") as f:
+            f.write(dump(d))
 
 
 if __name__ == "__main__":
