@@ -1,7 +1,7 @@
 /* The commy command-line tool: looks into a segment file through the public
  * ABI only, so what it shows is exactly what any user program would see.
  *
- *   commy inspect FILE [--json]   header, process table, heap stats, check, roots
+ *   commy inspect FILE [--json] [--locked]   header, process table, heap stats, check, roots
  *   commy check FILE [--locked]   consistency walk; exit 0 if consistent, 1 if not */
 #include "commy.h"
 
@@ -22,7 +22,8 @@ static void usage(FILE *f)
             "usage: %s <command> [options]\n"
             "\n"
             "commands:\n"
-            "  inspect FILE [--json]   show a segment: header, process table, heap statistics,\n"
+            "  inspect FILE [--json] [--locked]\n"
+            "                          show a segment: header, process table, heap statistics,\n"
             "                          consistency check and named roots (--json: one JSON document)\n"
             "  check FILE [--locked]   walk the whole segment; exit 0 if consistent, 1 if not\n"
             "\n"
@@ -37,15 +38,20 @@ static void usage(FILE *f)
 static void usage_inspect(FILE *f)
 {
     fprintf(f,
-            "usage: %s inspect FILE [--json]\n"
+            "usage: %s inspect FILE [--json] [--locked]\n"
             "\n"
             "Opens FILE read-only (no lock, no process slot) and prints its header fields, the\n"
             "process table with each used slot's liveness, the allocator statistics, the result\n"
             "of the consistency check and the named roots (kind, types, length, bytes).\n"
             "  --json    print the same as one JSON document on stdout\n"
-            "Exit status: 0 consistent, 1 unreadable or inconsistent, 2 bad usage.\n"
-            "The read-only view takes no lock: a segment under heavy writing may show a\n"
-            "transient fault; use 'commy check --locked' for an exact answer.\n",
+            "  --locked  run the consistency check through a read-write handle holding the\n"
+            "            segment lock (exact while others write; rolls back a dead writer's\n"
+            "            change first). Without it FILE is never modified.\n"
+            "The read-only walk takes no lock, so a live writer can make it see a change\n"
+            "half-made: it is retried, and a fault seen only while processes are attached\n"
+            "is reported as 'not confirmed' rather than as a failure.\n"
+            "Exit status: 0 shown (and not confirmed inconsistent), 1 unreadable or\n"
+            "inconsistent, 2 bad usage.\n",
             prog);
 }
 
@@ -177,7 +183,9 @@ typedef struct report {
     char stats_msg[512];
     commy_process_info *procs; /* used slots only */
     uint32_t nprocs;
+    int locked;          /* --locked: the check runs under the segment lock */
     int check_rc;
+    int check_confirmed; /* 0: every read-only walk raced a writer; the fault may be transient */
     char check_msg[512];
     commy_root_info *roots;
     uint64_t nroots;
@@ -189,6 +197,25 @@ static void save_msg(char *dst, size_t cap, int rc)
 {
     const commy_error *e = commy_error_last();
     snprintf(dst, cap, "%s", (e->code == rc && e->message && *e->message) ? e->message : commy_strerror(rc));
+}
+
+/* Checks the segment through a read-write handle (never creating the file)
+ * under one hold of the segment lock, so no writer can move the heap during
+ * the walk. Opening read-write first rolls back a dead writer's change. */
+static int check_locked(const char *path)
+{
+    commy_alloc *a = NULL;
+    int rc = open_segment(&a, path, 0);
+    if (rc) return rc;
+    rc = commy_alloc_lock(a, 10000);
+    if (rc == 0) {
+        rc = commy_alloc_check(a);
+        int urc = commy_alloc_unlock(a);
+        if (rc == 0) rc = urc;
+    }
+    /* Keep the check's message: closing must not replace it. */
+    commy_alloc_close(a);
+    return rc;
 }
 
 static int gather(report *r, commy_alloc *a)
@@ -210,7 +237,23 @@ static int gather(report *r, commy_alloc *a)
         if (p.state != 0 || p.pid != 0) r->procs[r->nprocs++] = p;
     }
 
-    r->check_rc = commy_alloc_check(a);
+    /* A read-only handle walks the heap without the lock, so a process
+     * writing meanwhile can make one walk see a change half-made. Only a
+     * fault that persists across walks is reported. */
+    uint32_t live = 0;
+    for (uint32_t k = 0; k < r->nprocs; k++) live += r->procs[k].alive;
+    r->check_confirmed = 1;
+    if (r->locked) {
+        r->check_rc = check_locked(r->path);
+    } else {
+        for (int attempt = 0;; attempt++) {
+            r->check_rc = commy_alloc_check(a);
+            if (r->check_rc == 0 || live == 0 || attempt == 20) break;
+            struct timespec pause = {0, 2 * 1000 * 1000};
+            nanosleep(&pause, NULL);
+        }
+        if (r->check_rc && live) r->check_confirmed = 0;
+    }
     if (r->check_rc) save_msg(r->check_msg, sizeof r->check_msg, r->check_rc);
 
     uint64_t n = 0;
@@ -327,7 +370,15 @@ static void print_text(const report *r)
         printf("  %-16s %u\n", "attached", s->attached);
     }
 
-    printf("\nconsistency: %s%s%s\n", r->check_rc ? "FAILED: " : "ok", r->check_rc ? r->check_msg : "", "");
+    if (r->check_rc == 0)
+        printf("\nconsistency: ok%s\n", r->locked ? " (checked under the segment lock)" : "");
+    else if (r->check_confirmed)
+        printf("\nconsistency: FAILED: %s\n", r->check_msg);
+    else
+        printf("\nconsistency: not confirmed: %s\n"
+               "  (every read-only walk raced a live writer, which can show a change half-made;\n"
+               "   'commy inspect --locked' or 'commy check --locked' gives the exact answer)\n",
+               r->check_msg);
 
     printf("\nroots (%" PRIu64 ")\n", r->nroots);
     if (r->nroots) {
@@ -415,6 +466,8 @@ static void print_json(const report *r)
 
     json_open(&j, "check", '{');
     json_bool(&j, "ok", r->check_rc == 0);
+    json_bool(&j, "confirmed", r->check_confirmed);
+    json_bool(&j, "locked", r->locked);
     if (r->check_rc) {
         json_u64(&j, "code", (uint64_t)(-r->check_rc));
         json_kstr(&j, "error", r->check_msg);
@@ -445,13 +498,15 @@ static void print_json(const report *r)
 static int cmd_inspect(int argc, char **argv)
 {
     const char *path = NULL;
-    int as_json = 0;
+    int as_json = 0, locked = 0;
     for (int k = 0; k < argc; k++) {
         if (!strcmp(argv[k], "--help") || !strcmp(argv[k], "-h")) {
             usage_inspect(stdout);
             return 0;
         } else if (!strcmp(argv[k], "--json")) {
             as_json = 1;
+        } else if (!strcmp(argv[k], "--locked")) {
+            locked = 1;
         } else if (argv[k][0] == '-' && argv[k][1] && strcmp(argv[k], "--")) {
             fprintf(stderr, "%s: inspect: unknown option '%s'\n", prog, argv[k]);
             usage_inspect(stderr);
@@ -478,6 +533,7 @@ static int cmd_inspect(int argc, char **argv)
     report r;
     memset(&r, 0, sizeof r);
     r.path = path;
+    r.locked = locked;
     rc = gather(&r, a);
     int status;
     if (rc) {
@@ -485,7 +541,7 @@ static int cmd_inspect(int argc, char **argv)
     } else {
         if (as_json) print_json(&r);
         else print_text(&r);
-        status = (r.check_rc || r.roots_rc) ? 1 : 0;
+        status = ((r.check_rc && r.check_confirmed) || r.roots_rc) ? 1 : 0;
     }
     free(r.procs);
     free(r.roots);
@@ -524,24 +580,23 @@ static int cmd_check(int argc, char **argv)
         usage_check(stderr);
         return EXIT_USAGE;
     }
-    commy_alloc *a = NULL;
-    int rc = open_segment(&a, path, !locked);
-    if (rc) return fail_file(path, rc);
+    int rc;
     if (locked) {
-        /* One lock around the walk: no writer can move the heap under it. */
-        rc = commy_alloc_lock(a, 10000);
-        if (rc) {
-            fail_file(path, rc);
+        rc = check_locked(path);
+    } else {
+        commy_alloc *a = NULL;
+        rc = open_segment(&a, path, 1);
+        if (rc == 0) {
+            rc = commy_alloc_check(a);
+            /* Keep the check's message across close. */
+            if (rc) fail_file(path, rc);
             commy_alloc_close(a);
-            return 1;
+            if (rc) return 1;
         }
     }
-    rc = commy_alloc_check(a);
-    if (rc) fail_file(path, rc);
-    else printf("%s: consistent\n", path);
-    if (locked) commy_alloc_unlock(a);
-    commy_alloc_close(a);
-    return rc ? 1 : 0;
+    if (rc) return fail_file(path, rc);
+    printf("%s: consistent\n", path);
+    return 0;
 }
 
 int main(int argc, char **argv)

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Builds commy and the benchmark with -O2 in build-bench/ and runs every
+# benchmark once: commy vs Boost.Interprocess, printed as one table.
+# Usage: bench/run.sh [--only alloc|containers] [--scale X] [--dir DIR]
+# Exit status: 0 all targets met, 3 some target missed, 1 a failure.
+set -eu
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${COMMY_BENCH_BUILD:-$root/build-bench}
+
+if [ ! -f /usr/include/boost/interprocess/managed_mapped_file.hpp ]; then
+    echo "bench/run.sh: Boost.Interprocess headers are missing; install them with: apt-get install -y libboost-dev" >&2
+    exit 1
+fi
+
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" \
+    -DCOMMY_BUILD_BENCH=ON -DCOMMY_BUILD_TESTS=OFF -DCOMMY_SANITIZE=OFF >/dev/null
+cmake --build "$build" --target commy-bench -j"$(nproc)" >/dev/null
+exec "$build/bench/commy-bench" "$@"
