@@ -1,0 +1,265 @@
+/* commy_oset: the ordered set, on the B+-tree engine of btree.c.
+ * Every call is one operation under the segment lock; writes roll back on
+ * failure, so an error leaves the set as it was. */
+#include "btree.h"
+
+#include <stdlib.h>
+
+struct commy_oset {
+    struct commy__handle h;
+};
+
+static int oset_init(commy_alloc *a, struct commy__chdr *c) { return commy__bt_init(a, c, 0); }
+
+const struct commy__kind_ops commy__oset_ops = {
+    .kind = COMMY_KIND_OSET,
+    .block_size = COMMY__BT_BLOCK_SIZE,
+    .init = oset_init,
+    .destroy = commy__bt_destroy,
+    .check = commy__bt_check,
+    .bytes = commy__bt_bytes,
+};
+
+/* Begins an operation and builds the tree view; on failure nothing is held. */
+static int begin(commy_oset *m, int write, uint64_t *sp, struct commy__bt *t)
+{
+    struct commy__chdr *c;
+    int rc = commy__op_begin(&m->h, write, sp, &c);
+    if (rc) return rc;
+    rc = commy__bt_view(t, m->h.a, c, m->h.name);
+    if (rc) return commy__op_end(&m->h, *sp, rc, 0);
+    return COMMY_OK;
+}
+
+static int not_found(const commy_oset *m)
+{
+    return commy__err(COMMY_ENOTFOUND, "ordered set '%s' has no such key", m->h.name);
+}
+
+int commy_oset_open(commy_oset **out, commy_alloc *a, const char *name, commy_type key, uint32_t flags)
+{
+    if (out == NULL) return commy__err(COMMY_EINVAL, "commy_oset_open: out is NULL");
+    *out = NULL;
+    commy_oset *m = calloc(1, sizeof *m);
+    if (m == NULL) return commy__err(COMMY_ENOMEM, "commy_oset_open: out of memory");
+    int rc = commy__handle_open(&m->h, a, name, COMMY_KIND_OSET, key, 0, flags);
+    if (rc) {
+        free(m);
+        return rc;
+    }
+    *out = m;
+    return COMMY_OK;
+}
+
+void commy_oset_close(commy_oset *m)
+{
+    if (m == NULL) return;
+    commy__handle_release(&m->h);
+    free(m);
+}
+
+int commy_oset_type(commy_type *out, commy_oset *m)
+{
+    COMMY__CHECK_HANDLE(m);
+    if (out == NULL) return commy__err(COMMY_EINVAL, "commy_oset_type: out is NULL");
+    *out = m->h.ktype;
+    return COMMY_OK;
+}
+
+int commy_oset_len(uint64_t *out, commy_oset *m)
+{
+    COMMY__CHECK_HANDLE(m);
+    if (out == NULL) return commy__err(COMMY_EINVAL, "commy_oset_len: out is NULL");
+    uint64_t sp;
+    struct commy__chdr *c;
+    int rc = commy__op_begin(&m->h, 0, &sp, &c);
+    if (rc) return rc;
+    *out = c->len;
+    return commy__op_end(&m->h, sp, COMMY_OK, 0);
+}
+
+int commy_oset_add(int *out_added, commy_oset *m, const void *key, size_t klen)
+{
+    COMMY__CHECK_HANDLE(m);
+    uint64_t sp;
+    struct commy__bt t;
+    int rc = begin(m, 1, &sp, &t);
+    if (rc) return rc;
+    const void *k;
+    char buf[8];
+    int added = 0, more;
+    rc = commy__bt_key(&k, &t, key, klen, buf);
+    /* Leftovers of an interrupted clear go back to the heap a little at a time. */
+    if (rc == 0 && t.m->garbage) rc = commy__bt_collect(&more, NULL, &t, 4);
+    if (rc == 0) rc = commy__bt_put(&added, &t, k, klen, NULL, 0, 0);
+    rc = commy__op_end(&m->h, sp, rc, rc == 0 && added);
+    if (rc == 0 && out_added) *out_added = added;
+    return rc;
+}
+
+int commy_oset_remove(commy_oset *m, const void *key, size_t klen)
+{
+    COMMY__CHECK_HANDLE(m);
+    uint64_t sp;
+    struct commy__bt t;
+    int rc = begin(m, 1, &sp, &t);
+    if (rc) return rc;
+    const void *k;
+    char buf[8];
+    rc = commy__bt_key(&k, &t, key, klen, buf);
+    if (rc == 0) rc = commy__bt_remove(&t, k, klen);
+    if (rc == COMMY_ENOTFOUND) rc = not_found(m);
+    return commy__op_end(&m->h, sp, rc, rc == 0);
+}
+
+int commy_oset_contains(int *out, commy_oset *m, const void *key, size_t klen)
+{
+    COMMY__CHECK_HANDLE(m);
+    if (out == NULL) return commy__err(COMMY_EINVAL, "commy_oset_contains: out is NULL");
+    uint64_t sp, leaf;
+    uint32_t idx;
+    struct commy__bt t;
+    int rc = begin(m, 0, &sp, &t);
+    if (rc) return rc;
+    const void *k;
+    char buf[8];
+    rc = commy__bt_key(&k, &t, key, klen, buf);
+    if (rc == 0) {
+        rc = commy__bt_find(&leaf, &idx, &t, k, klen);
+        *out = rc == 0;
+        if (rc == COMMY_ENOTFOUND) rc = COMMY_OK;
+    }
+    return commy__op_end(&m->h, sp, rc, 0);
+}
+
+int commy_oset_clear(commy_oset *m)
+{
+    COMMY__CHECK_HANDLE(m);
+    return commy__bt_clear(&m->h);
+}
+
+/* first, last and the bounds: one entry found by `how`, copied out. */
+enum pick { PICK_FIRST, PICK_LAST, PICK_LOWER, PICK_UPPER };
+
+static int pick(commy_oset *m, enum pick how, const void *key, size_t klen, void *kout, size_t kcap, size_t *klen_out)
+{
+    COMMY__CHECK_HANDLE(m);
+    uint64_t sp, leaf = 0;
+    uint32_t idx = 0;
+    struct commy__bt t;
+    int rc = begin(m, 0, &sp, &t);
+    if (rc) return rc;
+    const void *k = NULL;
+    char buf[8];
+    if (how == PICK_LOWER || how == PICK_UPPER) rc = commy__bt_key(&k, &t, key, klen, buf);
+    if (rc == 0) {
+        if (how == PICK_LAST) rc = commy__bt_last(&leaf, &idx, &t);
+        else rc = commy__bt_bound(&leaf, &idx, &t, k, klen, how == PICK_UPPER);
+    }
+    if (rc == 0 && leaf == 0)
+        rc = how == PICK_FIRST || how == PICK_LAST
+                 ? commy__err(COMMY_EEMPTY, "ordered set '%s' is empty", m->h.name)
+                 : commy__err(COMMY_ENOTFOUND, "ordered set '%s' has no key %s the one given", m->h.name,
+                              how == PICK_LOWER ? "at or above" : "above");
+    if (rc == 0) rc = commy__bt_load(&t, leaf, idx, kout, kcap, klen_out, NULL, 0, NULL);
+    return commy__op_end(&m->h, sp, rc, 0);
+}
+
+int commy_oset_first(commy_oset *m, void *kout, size_t kcap, size_t *klen)
+{
+    return pick(m, PICK_FIRST, NULL, 0, kout, kcap, klen);
+}
+
+int commy_oset_last(commy_oset *m, void *kout, size_t kcap, size_t *klen)
+{
+    return pick(m, PICK_LAST, NULL, 0, kout, kcap, klen);
+}
+
+int commy_oset_lower_bound(commy_oset *m, const void *key, size_t klen, void *kout, size_t kcap, size_t *klen_out)
+{
+    return pick(m, PICK_LOWER, key, klen, kout, kcap, klen_out);
+}
+
+int commy_oset_upper_bound(commy_oset *m, const void *key, size_t klen, void *kout, size_t kcap, size_t *klen_out)
+{
+    return pick(m, PICK_UPPER, key, klen, kout, kcap, klen_out);
+}
+
+int commy_oset_seek(commy_cursor *cur, commy_oset *m, const void *key, size_t klen, int inclusive)
+{
+    COMMY__CHECK_HANDLE(m);
+    if (cur == NULL) return commy__err(COMMY_EINVAL, "commy_oset_seek: cursor is NULL");
+    uint64_t sp, leaf = 0;
+    uint32_t idx = 0;
+    struct commy__bt t;
+    int rc = begin(m, 0, &sp, &t);
+    if (rc) return rc;
+    const void *k = NULL;
+    char buf[8];
+    if (key) rc = commy__bt_key(&k, &t, key, klen, buf);
+    if (rc == 0) rc = commy__bt_bound(&leaf, &idx, &t, k, klen, !inclusive);
+    if (rc == 0) {
+        cur->pos = leaf;
+        cur->aux = idx;
+        cur->version = atomic_load_explicit(&t.c->version, memory_order_acquire);
+        cur->state = leaf ? 1 : 2;
+    }
+    return commy__op_end(&m->h, sp, rc, 0);
+}
+
+int commy_oset_next(commy_oset *m, commy_cursor *cur, void *kout, size_t kcap, size_t *klen)
+{
+    COMMY__CHECK_HANDLE(m);
+    if (cur == NULL) return commy__err(COMMY_EINVAL, "commy_oset_next: cursor is NULL");
+    if (cur->state == 2) return COMMY_DONE;
+    if (cur->state > 2)
+        return commy__err(COMMY_EINVAL, "ordered set '%s': the cursor is not one of its cursors", m->h.name);
+    uint64_t sp;
+    struct commy__bt t;
+    int rc = begin(m, 0, &sp, &t);
+    if (rc) return rc;
+    uint32_t ver = atomic_load_explicit(&t.c->version, memory_order_acquire);
+    uint64_t leaf = cur->pos;
+    uint32_t idx = (uint32_t)cur->aux;
+    if (cur->state == 0) {
+        rc = commy__bt_bound(&leaf, &idx, &t, NULL, 0, 0);
+    } else if (cur->version != ver) {
+        rc = commy__err(COMMY_ECONCURRENT, "ordered set '%s' changed while a cursor was iterating it; start again",
+                        m->h.name);
+    } else if (leaf && (cur->aux > UINT32_MAX || !commy__bt_cursor_ok(&t, leaf, idx))) {
+        rc = commy__err(COMMY_EINVAL, "ordered set '%s': the cursor is not one of its cursors", m->h.name);
+    }
+    if (rc) return commy__op_end(&m->h, sp, rc, 0);
+    if (leaf == 0) {
+        cur->state = 2;
+        cur->version = ver;
+        return commy__op_end(&m->h, sp, COMMY_DONE, 0);
+    }
+    rc = commy__bt_load(&t, leaf, idx, kout, kcap, klen, NULL, 0, NULL);
+    if (rc == 0) {
+        const struct commy__btnode *nd = commy__at(t.a, leaf);
+        if (idx + 1u < nd->n) {
+            cur->pos = leaf;
+            cur->aux = idx + 1u;
+        } else {
+            cur->pos = nd->next;
+            cur->aux = 0;
+        }
+        cur->version = ver;
+        cur->state = 1;
+        rc = COMMY_ROW;
+    }
+    return commy__op_end(&m->h, sp, rc, 0);
+}
+
+int commy_oset_version(uint32_t *out, commy_oset *m)
+{
+    COMMY__CHECK_HANDLE(m);
+    return commy__op_version(out, &m->h);
+}
+
+int commy_oset_wait(commy_oset *m, uint32_t seen, int32_t timeout_ms)
+{
+    COMMY__CHECK_HANDLE(m);
+    return commy__op_wait(&m->h, seen, timeout_ms);
+}
