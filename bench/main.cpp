@@ -105,7 +105,7 @@ commy_alloc *open_commy(const std::string &p, uint64_t initial, uint64_t max)
     return a;
 }
 
-void bench_containers(double scale);
+void bench_containers(double scale, bool (*wanted)(const char *));
 
 } // namespace bench
 
@@ -183,9 +183,22 @@ static void bench_alloc(double scale)
     unlink(pb.c_str());
 }
 
+static const char *g_only;
+
+// --only takes a comma-separated list of sections; "containers" means all but alloc.
+static bool wanted(const char *section)
+{
+    if (!g_only) return true;
+    std::string list = std::string(",") + g_only + ",";
+    if (list.find(std::string(",") + section + ",") != std::string::npos) return true;
+    return strcmp(section, "alloc") != 0 && list.find(",containers,") != std::string::npos;
+}
+
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: commy-bench [--only alloc|containers] [--scale X] [--dir DIR]\n"
+    fprintf(f, "usage: commy-bench [--only SECTIONS] [--scale X] [--dir DIR]\n"
+               "  --only S    comma-separated sections: alloc, containers (all of the next), vec, map,\n"
+               "              omap, deque, box, mixed, wake (default: everything)\n"
                "  --scale X   multiply every operation count by X (default 1: 1M operations)\n"
                "  --dir DIR   where the segment files go (default /dev/shm, else /tmp)\n"
                "Exit status: 0 all targets met, 3 some target missed, 1 a benchmark failed.\n");
@@ -193,10 +206,9 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    const char *only = nullptr;
     double scale = 1.0;
     for (int k = 1; k < argc; k++) {
-        if (!strcmp(argv[k], "--only") && k + 1 < argc) only = argv[++k];
+        if (!strcmp(argv[k], "--only") && k + 1 < argc) g_only = argv[++k];
         else if (!strcmp(argv[k], "--scale") && k + 1 < argc) scale = atof(argv[++k]);
         else if (!strcmp(argv[k], "--dir") && k + 1 < argc) g_dir = argv[++k];
         else if (!strcmp(argv[k], "--help") || !strcmp(argv[k], "-h")) {
@@ -211,11 +223,26 @@ int main(int argc, char **argv)
         fprintf(stderr, "commy-bench: --scale must be in (0, 100]\n");
         return 2;
     }
-    if (only && strcmp(only, "alloc") && strcmp(only, "containers")) {
-        usage(stderr);
-        return 2;
+    if (g_only) {
+        static const char *known[] = {"alloc", "containers", "vec", "map", "omap", "deque", "box", "mixed", "wake"};
+        std::string list = g_only;
+        size_t start = 0;
+        while (start <= list.size()) {
+            size_t end = list.find(',', start);
+            if (end == std::string::npos) end = list.size();
+            std::string name = list.substr(start, end - start);
+            bool ok = false;
+            for (const char *k : known) ok = ok || name == k;
+            if (!ok) {
+                fprintf(stderr, "commy-bench: unknown section '%s'\n", name.c_str());
+                usage(stderr);
+                return 2;
+            }
+            start = end + 1;
+        }
     }
-    if (g_dir.empty()) {
+    bool own_dir = g_dir.empty();
+    if (own_dir) {
         struct stat st;
         g_dir = (stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && access("/dev/shm", W_OK) == 0) ? "/dev/shm"
                                                                                                       : "/tmp";
@@ -236,13 +263,13 @@ int main(int argc, char **argv)
            BOOST_VERSION / 100000, BOOST_VERSION / 100 % 1000, g_dir.c_str(), scale);
     fflush(stdout);
     uint64_t t0 = now_ns();
-    if (!only || !strcmp(only, "alloc")) bench_alloc(scale);
-    if (!only || !strcmp(only, "containers")) bench_containers(scale);
+    if (wanted("alloc")) bench_alloc(scale);
+    bench_containers(scale, wanted);
     print_table();
     printf("\nns figures are per operation: the wall time of all processes divided by all their operations.\n"
            "ratio = commy / peer (lower is better for ns, higher for ops/s). Total run time %.1f s.\n",
            (double)(now_ns() - t0) / 1e9);
-    rmdir(g_dir.c_str());
+    if (own_dir) rmdir(g_dir.c_str());
     int missed = failed_targets();
     if (missed) printf("%d target(s) missed.\n", missed);
     return missed ? 3 : 0;
