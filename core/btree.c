@@ -740,10 +740,15 @@ static int collect_step(struct commy__bt *t)
 
 int commy__bt_collect(int *more, uint64_t *steps, struct commy__bt *t, uint64_t max_nodes)
 {
-    /* A generous bound on the journal one step needs: every slot of a leaf
-     * freed, plus the node and its emptied parents. */
-    uint64_t per_free = 512, slots = (uint64_t)t->lcap * 2 + COMMY__BT_MAX_HEIGHT + 2;
-    uint64_t need = slots * per_free;
+    /* A generous bound on the journal one step needs: each free logs a few
+     * allocator words (1 KiB is ample: about 20 words with coalescing); a step frees one leaf, what its
+     * slots own, and at most one node and one separator per level above. */
+    uint64_t levels = 0;
+    if (t->m->garbage && commy__in_heap(t->a, t->m->garbage, 16)) levels = NODE(t, t->m->garbage)->level;
+    uint64_t frees = 1 + 2 * levels;
+    if (commy__is_var(t->kt)) frees += t->lcap;
+    if (t->vs && commy__is_var(t->vt)) frees += t->lcap;
+    uint64_t need = frees * 1024 + levels * 64;
     int rc = COMMY_OK;
     uint64_t i = 0;
     for (; i < max_nodes && t->m->garbage && commy__journal_room(t->a) > need; i++)
