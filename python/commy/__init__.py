@@ -656,6 +656,11 @@ class Vec(_Container, MutableSequence):
         return mv.toreadonly() if self._seg.readonly else mv
 
 
+    def __buffer__(self, flags):
+        # Python 3.12+ (PEP 688): memoryview(vec) and numpy.frombuffer(vec) directly.
+        return self.memoryview()
+
+
 # memoryview formats numpy and struct understand (ctypes gives '<q' and such).
 _STRUCT_CODES = {
     _n.COMMY_T_I8: "b", _n.COMMY_T_I16: "h", _n.COMMY_T_I32: "i", _n.COMMY_T_I64: "q", _n.COMMY_T_U8: "B",
