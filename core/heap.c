@@ -62,7 +62,7 @@ static inline int put_prev(commy_alloc *a, uint64_t off, uint64_t prev, unsigned
 /* A block offset that may be followed: aligned, inside the heap, tagged. */
 static inline int blk_ok(const commy_alloc *a, uint64_t off)
 {
-    return (off & 15) == 0 && off >= a->hdr->heap_off && off <= heap_end(a) && tag_ok(a, off);
+    return (off & 15) == 0 && off >= a->hdr->heap_off && off + MIN_BLOCK <= heap_end(a) && tag_ok(a, off);
 }
 
 static int corrupt(const commy_alloc *a, const char *what, uint64_t off)

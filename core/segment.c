@@ -224,6 +224,7 @@ static int rollback_to(commy_alloc *a, uint64_t sp)
     uint64_t pos = atomic_load(&j->used);
     const char *entries = (const char *)(j + 1);
     uint64_t fsize = a->size;
+    if (pos > a->hdr->journal_size - sizeof *j) goto damaged;
     while (pos > sp) {
         uint64_t esize, off, len;
         if (pos < 24) goto damaged;
