@@ -30,6 +30,10 @@
 %include "python/commy_python.i"
 #endif
 
+#ifdef SWIGCSHARP
+%include "csharp/commy_csharp.i"
+#endif
+
 /* The public headers, in dependency order: what they declare is the binding. */
 %include "commy/common.h"
 %include "commy/version.h"
