@@ -230,9 +230,46 @@ def _timeout_ms(timeout):
     return min(int(timeout * 1000), 2**31 - 1)
 
 
+class _Blocking:
+    """Handles that a thread may be blocked on in C (a wait, a lock) with the
+    GIL released: close() from another thread must not free the handle under
+    it. close() forgets the handle at once (new calls raise ClosedError) but
+    the release itself waits for the last blocked call to return."""
+
+    _busy = 0
+    _pending = None
+    _guard = _threading.Lock()
+
+    def _enter(self):
+        with _Blocking._guard:
+            h = self._h
+            if h is not None:
+                self._busy += 1
+            return h
+
+    def _leave(self, h):
+        if h is None:
+            return
+        with _Blocking._guard:
+            self._busy -= 1
+            pending = self._pending if self._busy == 0 else None
+            if pending is not None:
+                self._pending = None
+        if pending is not None:
+            self._release(pending)
+
+    def close(self):
+        with _Blocking._guard:
+            h, self._h = self._h, None
+            if h is not None and self._busy:
+                self._pending, h = h, None
+        if h is not None:
+            self._release(h)
+
+
 # ---- the segment ------------------------------------------------------------
 
-class Segment:
+class Segment(_Blocking):
     """An open segment file. A context manager; close() is idempotent.
 
     path:          the file (for example under /dev/shm)
@@ -283,9 +320,11 @@ class Segment:
     def close(self):
         """Closes this process's handle. Containers opened from it stay safe:
         their operations raise ClosedError. Calling close again does nothing."""
-        h, self._h = self._h, None
-        if h is not None:
-            _n.commy_alloc_close(h)
+        _Blocking.close(self)
+
+    @staticmethod
+    def _release(h):
+        _n.commy_alloc_close(h)
 
     @property
     def closed(self):
@@ -380,12 +419,16 @@ class Segment:
     def lock(self, timeout=None):
         """A batch: every commy call this thread makes on this segment inside
         the with block is one atomic change for other processes."""
-        h = self._handle()
-        _n.commy_alloc_lock(h, 0 if timeout is None else max(1, _timeout_ms(timeout)))
+        ms = 0 if timeout is None else max(1, _timeout_ms(timeout))
+        h = self._enter()
         try:
-            yield self
+            _n.commy_alloc_lock(self._handle() if h is None else h, ms)
+            try:
+                yield self
+            finally:
+                _n.commy_alloc_unlock(h)
         finally:
-            _n.commy_alloc_unlock(h)
+            self._leave(h)
 
     def stats(self):
         """The heap's statistics as a dict."""
@@ -411,7 +454,7 @@ class Segment:
 
 # ---- containers -------------------------------------------------------------
 
-class _Container:
+class _Container(_Blocking):
     """What every container shares: its segment, name, element types, the
     change counter, wait_change and close."""
 
@@ -468,9 +511,10 @@ class _Container:
 
     def close(self):
         """Releases this handle (the data stays in the segment). Idempotent."""
-        h, self._h = self._h, None
-        if h is not None:
-            getattr(_n, f"commy_{self._prefix}_close")(h)
+        _Blocking.close(self)
+
+    def _release(self, h):
+        getattr(_n, f"commy_{self._prefix}_close")(h)
 
     def __del__(self):
         try:
@@ -498,7 +542,12 @@ class _Container:
         changed, False on timeout. Releases the GIL while it waits."""
         if seen is None:
             seen = self.version
-        return getattr(_n, f"py_{self._prefix}_wait")(self._h, seen, _timeout_ms(timeout))
+        ms = _timeout_ms(timeout)
+        h = self._enter()
+        try:
+            return getattr(_n, f"py_{self._prefix}_wait")(h, seen, ms)
+        finally:
+            self._leave(h)
 
     def _scan_all(self, what):
         """Every row (what: 0 keys, 1 values, 2 pairs), consistently: under the
@@ -737,7 +786,12 @@ class Deque(_Container):
         then raise TimeoutError. Waiting releases the GIL."""
         if timeout == 0:
             return _n.py_deque_take(self._h, self._kt, 1)
-        return _n.py_deque_pop_wait(self._h, self._kt, _timeout_ms(timeout))
+        ms = _timeout_ms(timeout)
+        h = self._enter()
+        try:
+            return _n.py_deque_pop_wait(h, self._kt, ms)
+        finally:
+            self._leave(h)
 
     def __len__(self):
         return _n.py_deque_len(self._h)

@@ -198,6 +198,38 @@ class TestClosing(SegmentTest):
             gc.collect()
 
 
+    def test_close_from_another_thread_while_waiting(self):
+        # The waiter is inside C without the GIL: close() must not free the
+        # handle under it, and new calls on the closed object raise ClosedError.
+        seg = commy.Segment(self.path())
+        m = seg.map("m", key=commy.i64, value=commy.i64)
+        q = seg.deque("q", commy.i64)
+        seg2 = commy.Segment(seg.path)
+        other = seg2.map("m", key=commy.i64, value=commy.i64)
+        results = []
+        waiters = [threading.Thread(target=lambda: results.append(m.wait_change(m.version, timeout=5))),
+                   threading.Thread(target=lambda: results.append(q.popleft(timeout=5)))]
+        for t in waiters:
+            t.start()
+        time.sleep(0.2)
+        m.close()
+        q.close()
+        with self.assertRaises(commy.ClosedError):
+            m.version
+        with self.assertRaises(commy.ClosedError):
+            q.append(1)
+        other[1] = 1                       # wakes the map waiter through a live handle
+        seg2.deque("q", commy.i64).append(42)  # and the deque waiter
+        for t in waiters:
+            t.join(10)
+            self.assertFalse(t.is_alive())
+        self.assertEqual(sorted(results, key=str), [42, True])
+        self.assertIsNone(m._pending)      # released once the waiter returned
+        self.assertIsNone(q._pending)
+        seg2.close()
+        seg.close()
+
+
 class TestWaitChange(SegmentTest):
     def test_wait_change_wakes_and_times_out(self):
         with commy.Segment(self.path()) as seg:
