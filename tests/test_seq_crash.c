@@ -157,7 +157,8 @@ static int step(struct state *s, struct handles *h, uint64_t *r)
                 if (h) rc = commy_vec_set(h->vi, at, &v, 8);
                 s->vi[at] = v;
             } else {
-                if (h) rc = commy_vec_reserve(h->vi, s->vi_len + (size_t)(next(r) % 500));
+                uint64_t want = s->vi_len + next(r) % 500; /* drawn with or without h: the replay stays in step */
+                if (h) rc = commy_vec_reserve(h->vi, want);
             }
         }
         break;
@@ -211,22 +212,15 @@ static int same(const struct state *s, struct handles *h)
     size_t n;
     int64_t v;
     uint64_t len;
-    int dbg = 0;
-    if (commy_box_get(h->box_i, &v, 8, NULL) || v != s->box_i) {
-        if (dbg) fprintf(stderr, "box_i %lld model %lld\n", (long long)v, (long long)s->box_i);
-        return 0;
-    }
+    if (commy_box_get(h->box_i, &v, 8, NULL) || v != s->box_i) return 0;
     if (commy_box_get(h->box_s, b, sizeof b, &n) || !same_ev(&s->box_s, b, n)) return 0;
-    if (dbg) fprintf(stderr, "box_s ok\n");
     if (commy_vec_len(&len, h->vs) || len != s->vs_len) return 0;
     for (size_t i = 0; i < s->vs_len; i++)
         if (commy_vec_get(h->vs, i, b, sizeof b, &n) || !same_ev(&s->vs[i], b, n)) return 0;
     void *data;
-    if (dbg) fprintf(stderr, "vs ok\n");
     if (commy_vec_data(&data, &len, h->vi) || len != s->vi_len) return 0;
     if (len && memcmp(data, s->vi, len * 8)) return 0;
     if (commy_str_get(h->str, big, sizeof big, &n) || n != s->str_len || memcmp(big, s->str, n)) return 0;
-    if (dbg) fprintf(stderr, "str ok\n");
     if (commy_deque_len(&len, h->dq) || len != s->dq_len) return 0;
     for (size_t i = 0; i < s->dq_len; i++)
         if (commy_deque_get(h->dq, i, b, sizeof b, &n) || !same_ev(&s->dq[i], b, n)) return 0;
@@ -285,7 +279,7 @@ static void test_crash(void)
     _Atomic uint64_t *progress = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     REQUIRE(progress != MAP_FAILED);
     static struct state s;
-    int at_n = 0, at_n1 = 0, mismatched = 0;
+    int at_n = 0, at_n1 = 0, mismatched = 0, recovered = 0;
     uint64_t max_ops = 0;
     for (int t = 0; t < trials; t++) {
         char name[32];
@@ -308,6 +302,9 @@ static void test_crash(void)
         uint64_t n = atomic_load(progress);
         if (n > max_ops) max_ops = n;
         CHECK_OK(commy_alloc_check(a));
+        commy_heap_stats hs;
+        CHECK_OK(commy_alloc_stats(&hs, a));
+        recovered += hs.recoveries > 0; /* the kill hit a change under the lock */
         memset(&s, 0, sizeof s);
         uint64_t r = seed;
         for (uint64_t i = 0; i < n; i++) step(&s, NULL, &r);
@@ -319,21 +316,6 @@ static void test_crash(void)
                 at_n1++;
             } else {
                 mismatched++;
-                if (getenv("COMMY_CRASH_DEBUG")) {
-                    int64_t v;
-                    commy_box_get(h.box_i, &v, 8, NULL);
-                    static struct state s2;
-                    memset(&s2, 0, sizeof s2);
-                    uint64_t r2 = seed;
-                    for (uint64_t i = 0; i < n + 1000; i++) {
-                        if (s2.box_i == v) fprintf(stderr, "box_i matches after %llu ops\n", (unsigned long long)i);
-                        int64_t save = s2.box_i;
-                        s2.box_i = v;
-                        if (same(&s2, &h)) fprintf(stderr, "all but box_i match after %llu ops\n", (unsigned long long)i);
-                        s2.box_i = save;
-                        step(&s2, NULL, &r2);
-                    }
-                }
                 fprintf(stderr, "trial %d (seed %llu): containers match neither %llu nor %llu ops\n", t,
                         (unsigned long long)seed, (unsigned long long)n, (unsigned long long)n + 1);
             }
@@ -347,8 +329,10 @@ static void test_crash(void)
         unlink(path);
     }
     CHECK(mismatched == 0);
-    printf("  %d trials: %d at n ops, %d at n+1 ops, up to %llu ops before the kill\n", trials, at_n, at_n1,
-           (unsigned long long)max_ops);
+    printf("  %d trials: %d at n ops, %d at n+1 ops, %d rolled back a change in flight, up to %llu ops\n", trials,
+           at_n, at_n1, recovered, (unsigned long long)max_ops);
+    /* Most kills land inside an operation (they dominate the child's time). */
+    if (trials >= 50) CHECK(recovered > trials / 10);
     munmap((void *)progress, 4096);
     close(fd);
 }
