@@ -42,6 +42,7 @@ struct ht {
     commy_type kt, vt;
     uint32_t kslot, vslot, voff, stride;
     int is_map, kvar, vvar;
+    int numkey; /* a number or bool: hashed inline */
     uint64_t seed;
     struct table *tab; /* NULL when there is no table yet */
     uint64_t cap, mask;
@@ -72,17 +73,27 @@ static uint64_t cap_for(uint64_t n)
     return cap;
 }
 
-static void layout(struct ht *t, commy_alloc *a, struct commy__chdr *c)
+/* h, when the caller has a handle, carries the slot sizes already worked out. */
+static void layout(struct ht *t, commy_alloc *a, struct commy__chdr *c, const struct commy__handle *h)
 {
     t->a = a;
     t->c = c;
-    t->is_map = c->kind == COMMY_KIND_MAP;
-    t->kt = c->key_type;
-    t->vt = t->is_map ? c->val_type : 0;
-    t->kslot = commy__slot_size(t->kt);
-    t->vslot = t->is_map ? commy__slot_size(t->vt) : 0;
+    if (h) {
+        t->is_map = h->kind == COMMY_KIND_MAP;
+        t->kt = h->ktype;
+        t->vt = t->is_map ? h->vtype : 0;
+        t->kslot = h->kslot;
+        t->vslot = t->is_map ? h->vslot : 0;
+    } else {
+        t->is_map = c->kind == COMMY_KIND_MAP;
+        t->kt = c->key_type;
+        t->vt = t->is_map ? c->val_type : 0;
+        t->kslot = commy__slot_size(t->kt);
+        t->vslot = t->is_map ? commy__slot_size(t->vt) : 0;
+    }
     t->kvar = commy__is_var(t->kt);
     t->vvar = t->is_map && commy__is_var(t->vt);
+    t->numkey = !t->kvar && COMMY_TYPE_BASE(t->kt) != COMMY_T_BLOB;
     uint32_t ka = type_align(t->kt, t->kslot), va = t->is_map ? type_align(t->vt, t->vslot) : 1;
     t->voff = (uint32_t)align_up(t->kslot, va);
     t->stride = (uint32_t)align_up(t->voff + t->vslot, ka > va ? ka : va);
@@ -100,9 +111,9 @@ static void attach(struct ht *t, uint64_t off)
 
 /* Builds the view of c's table, refusing a table that would send a probe
  * outside the heap (a damaged file, or a torn read on a read-only mapping). */
-static int view(struct ht *t, commy_alloc *a, struct commy__chdr *c)
+static int view(struct ht *t, commy_alloc *a, struct commy__chdr *c, const struct commy__handle *h)
 {
-    layout(t, a, c);
+    layout(t, a, c, h);
     t->tab = NULL;
     t->cap = t->mask = 0;
     t->ctrl = NULL;
@@ -141,6 +152,31 @@ static inline uint64_t match_byte(uint64_t g, uint8_t b)
 static inline uint64_t match_empty(uint64_t g) { return g & ~(g << 6) & MSBS; }
 /* Empty or deleted: the top bit. */
 static inline uint64_t match_free(uint64_t g) { return g & MSBS; }
+
+/* commy__value_hash of a canonical key. Numbers and bool take the normative
+ * formula of docs/format.md inline (their zero-extended little-endian bytes
+ * through the mixer): it is the hot path of every operation, and
+ * commy_alloc_check compares every stored control byte with
+ * commy__value_hash, so a divergence cannot go unnoticed. */
+static inline uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ull;
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ull;
+    x ^= x >> 32;
+    return x;
+}
+
+static inline uint64_t key_hash(const struct ht *t, const void *k, size_t klen)
+{
+    if (t->numkey) {
+        uint64_t x = 0;
+        memcpy(&x, k, t->kslot); /* little-endian: zero-extends */
+        return mix64(x ^ t->seed);
+    }
+    return commy__value_hash(t->kt, k, klen, t->seed);
+}
 
 static inline int key_eq(const struct ht *t, const char *s, const void *k, size_t klen)
 {
@@ -218,7 +254,7 @@ static int set_ctrl(struct ht *t, uint64_t i, uint8_t b)
 
 static uint64_t stored_hash(const struct ht *t, const char *s)
 {
-    if (!t->kvar) return commy__value_hash(t->kt, s, t->kslot, t->seed);
+    if (!t->kvar) return key_hash(t, s, t->kslot);
     return commy__slot_hash(t->a, s, t->kt, t->seed);
 }
 
@@ -344,7 +380,7 @@ int commy__ht_init(commy_alloc *a, struct commy__chdr *c)
 int commy__ht_destroy(commy_alloc *a, struct commy__chdr *c)
 {
     struct ht t;
-    int rc = view(&t, a, c);
+    int rc = view(&t, a, c, NULL);
     if (rc == 0) rc = drain(&t, UINT64_MAX);
     if (rc || t.tab == NULL) return rc;
     rc = free_entries(&t);
@@ -375,7 +411,7 @@ static uint64_t owned_bytes(const struct ht *t, uint64_t from)
 uint64_t commy__ht_bytes(commy_alloc *a, const struct commy__chdr *c)
 {
     struct ht t, g;
-    if (view(&t, a, (struct commy__chdr *)c)) return 0;
+    if (view(&t, a, (struct commy__chdr *)c, NULL)) return 0;
     uint64_t n = 0;
     if (t.tab) n += commy__block_size(a, c->body[0]) + owned_bytes(&t, 0);
     uint64_t off = c->body[2];
@@ -390,7 +426,7 @@ uint64_t commy__ht_bytes(commy_alloc *a, const struct commy__chdr *c)
 int commy__ht_check(commy_alloc *a, const struct commy__chdr *c)
 {
     struct ht t;
-    int rc = view(&t, a, (struct commy__chdr *)c);
+    int rc = view(&t, a, (struct commy__chdr *)c, NULL);
     if (rc) return rc;
     const char *kname = t.is_map ? "map" : "set";
     uint64_t at = commy__off(a, c);
@@ -477,9 +513,18 @@ static int renamed(struct commy__handle *h, int rc)
 
 static int check_key(struct commy__handle *h, const void *key, size_t klen)
 {
+    /* Numbers: the length is the whole check (bool and the rest go the long way). */
+    uint32_t base = COMMY_TYPE_BASE(h->ktype);
+    if (key != NULL && klen == h->kslot && base >= COMMY_T_I8 && base <= COMMY_T_F64) return COMMY_OK;
     int rc = commy__value_check(h->ktype, key, klen, "key");
     if (rc) return renamed(h, rc);
     return COMMY_OK;
+}
+
+static inline const void *canon(const struct commy__handle *h, const void *key, size_t klen, unsigned char *buf)
+{
+    uint32_t base = COMMY_TYPE_BASE(h->ktype);
+    return base == COMMY_T_F32 || base == COMMY_T_F64 ? commy__key_canon(h->ktype, key, klen, buf) : key;
 }
 
 static int not_found(struct commy__handle *h)
@@ -546,21 +591,22 @@ int commy__ht_put(int *out_added, struct commy__handle *h, const void *key, size
     COMMY__CHECK_HANDLE(h);
     int rc = check_key(h, key, klen);
     if (rc) return rc;
-    if (h->kind == COMMY_KIND_MAP) {
+    uint32_t vbase = COMMY_TYPE_BASE(h->vtype);
+    if (h->kind == COMMY_KIND_MAP && !(val != NULL && vlen == h->vslot && vbase >= COMMY_T_I8 && vbase <= COMMY_T_F64)) {
         rc = commy__value_check(h->vtype, val, vlen, "value");
         if (rc) return renamed(h, rc);
     }
     unsigned char kb[8];
-    const void *k = commy__key_canon(h->ktype, key, klen, kb);
+    const void *k = canon(h, key, klen, kb);
     uint64_t sp;
     struct commy__chdr *c;
     rc = commy__op_begin(h, 1, &sp, &c);
     if (rc) return rc;
     struct ht t;
     int added = 0, changed = 0;
-    rc = view(&t, h->a, c);
+    rc = view(&t, h->a, c, h);
     if (rc == 0) rc = drain_some(&t);
-    if (rc == 0) rc = put_locked(&t, k, klen, commy__value_hash(t.kt, k, klen, t.seed), val, vlen, replace, &added, &changed);
+    if (rc == 0) rc = put_locked(&t, k, klen, key_hash(&t, k, klen), val, vlen, replace, &added, &changed);
     rc = commy__op_end(h, sp, rc, changed);
     if (rc == 0 && out_added) *out_added = added;
     return rc;
@@ -572,16 +618,16 @@ int commy__ht_get(struct commy__handle *h, const void *key, size_t klen, void *o
     int rc = check_key(h, key, klen);
     if (rc) return rc;
     unsigned char kb[8];
-    const void *k = commy__key_canon(h->ktype, key, klen, kb);
+    const void *k = canon(h, key, klen, kb);
     uint64_t sp;
     struct commy__chdr *c;
     rc = commy__op_begin(h, 0, &sp, &c);
     if (rc) return rc;
     struct ht t;
     uint64_t i;
-    rc = view(&t, h->a, c);
+    rc = view(&t, h->a, c, h);
     if (rc == 0) {
-        if (!find(&t, k, klen, commy__value_hash(t.kt, k, klen, t.seed), &i))
+        if (!find(&t, k, klen, key_hash(&t, k, klen), &i))
             rc = not_found(h);
         else if (!t.vvar && t.vslot == 8 && out && cap >= 8) {
             memcpy(out, slot_at(&t, i) + t.voff, 8); /* the common case, without a call */
@@ -599,15 +645,15 @@ int commy__ht_contains(int *out, struct commy__handle *h, const void *key, size_
     int rc = check_key(h, key, klen);
     if (rc) return rc;
     unsigned char kb[8];
-    const void *k = commy__key_canon(h->ktype, key, klen, kb);
+    const void *k = canon(h, key, klen, kb);
     uint64_t sp;
     struct commy__chdr *c;
     rc = commy__op_begin(h, 0, &sp, &c);
     if (rc) return rc;
     struct ht t;
     uint64_t i;
-    rc = view(&t, h->a, c);
-    if (rc == 0) *out = find(&t, k, klen, commy__value_hash(t.kt, k, klen, t.seed), &i);
+    rc = view(&t, h->a, c, h);
+    if (rc == 0) *out = find(&t, k, klen, key_hash(&t, k, klen), &i);
     return commy__op_end(h, sp, rc, 0);
 }
 
@@ -632,7 +678,7 @@ int commy__ht_remove(struct commy__handle *h, const void *key, size_t klen)
     int rc = check_key(h, key, klen);
     if (rc) return rc;
     unsigned char kb[8];
-    const void *k = commy__key_canon(h->ktype, key, klen, kb);
+    const void *k = canon(h, key, klen, kb);
     uint64_t sp;
     struct commy__chdr *c;
     rc = commy__op_begin(h, 1, &sp, &c);
@@ -640,9 +686,9 @@ int commy__ht_remove(struct commy__handle *h, const void *key, size_t klen)
     struct ht t;
     uint64_t i;
     int changed = 0;
-    rc = view(&t, h->a, c);
+    rc = view(&t, h->a, c, h);
     if (rc == 0) rc = drain_some(&t);
-    if (rc == 0 && !find(&t, k, klen, commy__value_hash(t.kt, k, klen, t.seed), &i)) rc = not_found(h);
+    if (rc == 0 && !find(&t, k, klen, key_hash(&t, k, klen), &i)) rc = not_found(h);
     if (rc == 0) {
         char *s = slot_at(&t, i);
         rc = commy__value_free(h->a, s, t.kt);
@@ -673,7 +719,7 @@ int commy__ht_clear(struct commy__handle *h)
     if (rc) return rc;
     struct ht t;
     int changed = 0, nested = h->a->depth > 1;
-    rc = view(&t, h->a, c);
+    rc = view(&t, h->a, c, h);
     if (rc == 0 && t.tab != NULL) {
         uint64_t off = c->body[0];
         if (!t.kvar && !t.vvar) {
@@ -703,7 +749,7 @@ int commy__ht_clear(struct commy__handle *h)
             commy__op_end(h, sp, 0, 0);
             break;
         }
-        rc = view(&t, h->a, c);
+        rc = view(&t, h->a, c, h);
         if (rc == 0) rc = drain(&t, drain_budget(&t, 2048));
         rc = commy__op_end(h, sp, rc, 0);
     }
@@ -745,7 +791,7 @@ int commy__ht_next(struct commy__handle *h, commy_cursor *cur, void *kout, size_
         return commy__end(h->a, sp, rc);
     }
     struct ht t;
-    rc = view(&t, h->a, c);
+    rc = view(&t, h->a, c, h);
     if (rc) return commy__end(h->a, sp, rc);
     uint64_t i = cur->pos;
     while (i < t.cap && (t.ctrl[i] & 0x80)) i++;
