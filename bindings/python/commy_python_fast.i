@@ -88,6 +88,20 @@ static int cpy_encode(cpy_val *v, commy_type t, PyObject *o)
         }
         double d = PyFloat_AsDouble(o); /* an int too big for a double raises OverflowError */
         if (d == -1.0 && PyErr_Occurred()) return -1;
+        if (PyLong_Check(o)) {
+            /* An int must convert exactly: 2**53 + 1 silently becoming 2**53 is a truncation. */
+            double r = COMMY_TYPE_BASE(t) == COMMY_T_F32 ? (double)(float)d : d;
+            PyObject *back = PyLong_FromDouble(r);
+            if (back == NULL) return -1;
+            int same = PyObject_RichCompareBool(back, o, Py_EQ);
+            Py_DECREF(back);
+            if (same < 0) return -1;
+            if (!same) {
+                PyErr_Format(PyExc_OverflowError, "%R cannot be stored exactly in %s; pass a float to accept rounding",
+                             o, cpy_tname(t));
+                return -1;
+            }
+        }
         v->p = &v->s;
         if (COMMY_TYPE_BASE(t) == COMMY_T_F32) {
             if (isfinite(d) && (d > FLT_MAX || d < -FLT_MAX)) {

@@ -42,6 +42,14 @@ class TestBox(SegmentTest):
             f32 = seg.box("f32", commy.f32)
             with self.assertRaises(OverflowError):
                 f32.value = 1e39
+            with self.assertRaises(OverflowError):
+                seg.box("f64", commy.f64).value = 2**53 + 1   # an int must convert exactly
+            seg.box("f64", commy.f64).value = 2**53
+            self.assertEqual(seg.box("f64", commy.f64).value, 2.0**53)
+            with self.assertRaises(OverflowError):
+                f32.value = 2**24 + 1
+            f32.value = 0.1                                    # a float rounds to the nearest f32
+            self.assertAlmostEqual(f32.value, 0.1, places=6)
             f32.value = float("inf")
             self.assertTrue(math.isinf(f32.value))
             with self.assertRaises(TypeError):
