@@ -102,10 +102,34 @@ static void json_indent(json *j)
     for (int i = 0; i < j->depth; i++) fputs("  ", j->f);
 }
 
+/* Length of the valid UTF-8 sequence at p (1 to 4), or 0 if it is not one. */
+static int utf8_len(const unsigned char *p)
+{
+    if (p[0] < 0x80) return 1;
+    int n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : 0;
+    if (n == 0 || (n == 3 && p[0] > 0xef)) return 0;
+    for (int k = 1; k < n; k++)
+        if ((p[k] & 0xc0) != 0x80) return 0;
+    if (n == 3 && ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f))) return 0; /* overlong, surrogate */
+    if (n == 4 && ((p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))) return 0; /* overlong, > U+10FFFF */
+    return n;
+}
+
 static void json_str(json *j, const char *s)
 {
     fputc('"', j->f);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p >= 0x80) {
+            /* A path need not be UTF-8, but JSON must be: a stray byte becomes U+FFFD. */
+            int n = utf8_len(p);
+            if (n == 0) {
+                fputs("\\ufffd", j->f);
+            } else {
+                fwrite(p, 1, (size_t)n, j->f);
+                p += n - 1;
+            }
+            continue;
+        }
         switch (*p) {
         case '"': fputs("\\\"", j->f); break;
         case '\\': fputs("\\\\", j->f); break;
@@ -116,7 +140,7 @@ static void json_str(json *j, const char *s)
         case '\f': fputs("\\f", j->f); break;
         default:
             if (*p < 0x20 || *p == 0x7f) fprintf(j->f, "\\u%04x", *p);
-            else fputc(*p, j->f); /* bytes >= 0x80 pass through: messages are UTF-8 */
+            else fputc(*p, j->f);
         }
     }
     fputc('"', j->f);

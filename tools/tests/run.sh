@@ -106,6 +106,15 @@ else
     bad "inspect --json on an oddly named file"
 fi
 
+# A path that is not UTF-8 still gives valid JSON (the stray byte becomes U+FFFD).
+nonutf=$(printf '%s/caf\351-\303\251.mem' "$tmp")
+cp "$seg" "$nonutf"
+if run nonutf 0 "$commy" inspect --json "$nonutf"; then
+    json_check "--json replaces bytes that are not UTF-8" 'd["path"].endswith("caf\ufffd-\u00e9.mem")'
+else
+    bad "inspect --json on a file whose name is not UTF-8"
+fi
+
 # ---- a live process, then one killed with SIGKILL ----
 "$worker" alloc-worker "$seg" 30 7 >/dev/null 2>&1 &
 bg=$!
@@ -188,6 +197,11 @@ expect_file_error "inspect a directory" "$tmp/adir" "directory\|not a regular fi
 cp "$seg" "$tmp/badmagic.mem"
 printf 'XXXXXXXX' | dd of="$tmp/badmagic.mem" bs=1 seek=0 conv=notrunc 2>/dev/null
 expect_file_error "inspect a segment with a damaged magic" "$tmp/badmagic.mem" "not a commy\|magic\|corrupt" inspect
+
+# A file from a layout major this library does not read: the message names both.
+cp "$seg" "$tmp/layout2.mem"
+printf '\002\000' | dd of="$tmp/layout2.mem" bs=1 seek=8 conv=notrunc 2>/dev/null
+expect_file_error "inspect a segment of layout 2.0" "$tmp/layout2.mem" "layout 2\.0" inspect
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
