@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <sched.h>
 #include <sys/stat.h>
 
 namespace bip = boost::interprocess;
@@ -27,8 +28,9 @@ void start_line(int idx)
 {
     shared_area *sh = g_shared;
     sh->ready.fetch_add(1);
-    while (!sh->go.load(std::memory_order_acquire)) {
-    }
+    // Yield while waiting: with more processes than cores, a spinning sibling
+    // would steal the CPU from one still setting up.
+    while (!sh->go.load(std::memory_order_acquire)) sched_yield();
     sh->start_ns[idx] = now_ns();
 }
 

@@ -1,12 +1,13 @@
 #!/bin/sh
 # Tests of the commy command-line tool.
-# Usage: tools/tests/run.sh [PATH/TO/commy]   (default: build/tools/commy)
+# Usage: tools/tests/run.sh [PATH/TO/commy | BUILD-DIR]   (default: build/tools/commy)
 # The demo worker (commy-demo-worker, next to commy) creates the segments.
 # Ends with "N passed, N failed"; exit status 1 if anything failed.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 commy=${1:-${COMMY:-$root/build/tools/commy}}
+[ -d "$commy" ] && commy=$commy/tools/commy
 worker=${COMMY_WORKER:-$(dirname "$commy")/commy-demo-worker}
 for exe in "$commy" "$worker"; do
     if [ ! -x "$exe" ]; then
