@@ -65,7 +65,8 @@ static int fast_kind(commy_type kt)
     }
 }
 
-int commy__bt_view(struct commy__bt *t, commy_alloc *a, struct commy__chdr *c, const char *name)
+int commy__bt_view(struct commy__bt *t, commy_alloc *a, struct commy__chdr *c, const char *name,
+                   const struct commy__btmeta *layout)
 {
     struct commy__btmeta *m = commy__bt_meta(c), want;
     t->a = a;
@@ -78,7 +79,11 @@ int commy__bt_view(struct commy__bt *t, commy_alloc *a, struct commy__chdr *c, c
     t->kt = c->key_type;
     t->vt = m->has_vals ? c->val_type : 0;
     memset(&want, 0, sizeof want);
-    if (commy__bt_layout(&want, t->kt, t->vt, m->has_vals) != COMMY_OK || want.node_size != m->node_size ||
+    /* The layout is a function of the types: a handle computes it once. */
+    int lrc = COMMY_OK;
+    if (layout && layout->has_vals == m->has_vals) want = *layout;
+    else lrc = commy__bt_layout(&want, t->kt, t->vt, m->has_vals);
+    if (lrc != COMMY_OK || want.node_size != m->node_size ||
         want.leaf_cap != m->leaf_cap || want.inner_cap != m->inner_cap || want.val_off != m->val_off ||
         want.child_off != m->child_off || m->height > COMMY__BT_MAX_HEIGHT || (m->root == 0) != (m->height == 0))
         return commy__err(COMMY_ECORRUPT, "ordered container '%s': its tree header is damaged; run commy_alloc_check",
@@ -797,7 +802,7 @@ static int free_tree(struct commy__bt *t, uint64_t off, unsigned depth, uint64_t
 int commy__bt_destroy(commy_alloc *a, struct commy__chdr *c)
 {
     struct commy__bt t;
-    int rc = commy__bt_view(&t, a, c, NULL);
+    int rc = commy__bt_view(&t, a, c, NULL, NULL);
     if (rc) return rc;
     uint64_t budget = a->size / t.nsize + 1;
     rc = free_tree(&t, t.m->root, 0, &budget);
@@ -908,7 +913,7 @@ static int walk(struct commy__bt *t, struct walk *w)
 int commy__bt_check(commy_alloc *a, const struct commy__chdr *c)
 {
     struct commy__bt t;
-    int rc = commy__bt_view(&t, a, (struct commy__chdr *)c, NULL);
+    int rc = commy__bt_view(&t, a, (struct commy__chdr *)c, NULL, NULL);
     if (rc) return rc;
     struct walk w;
     rc = walk(&t, &w);
@@ -929,7 +934,7 @@ int commy__bt_check(commy_alloc *a, const struct commy__chdr *c)
 uint64_t commy__bt_bytes(commy_alloc *a, const struct commy__chdr *c)
 {
     struct commy__bt t;
-    if (commy__bt_view(&t, a, (struct commy__chdr *)c, NULL) != COMMY_OK) return 0;
+    if (commy__bt_view(&t, a, (struct commy__chdr *)c, NULL, NULL) != COMMY_OK) return 0;
     struct walk w;
     memset(&w, 0, sizeof w);
     w.budget = a->size / t.nsize + 1;
@@ -944,7 +949,7 @@ uint64_t commy__bt_bytes(commy_alloc *a, const struct commy__chdr *c)
     return bytes;
 }
 
-int commy__bt_clear(struct commy__handle *h)
+int commy__bt_clear(struct commy__handle *h, const struct commy__btmeta *layout)
 {
     /* The first operation empties the map at once (the tree moves to
      * meta.garbage) and frees what the journal allows; further operations
@@ -956,7 +961,7 @@ int commy__bt_clear(struct commy__handle *h)
         int rc = commy__op_begin(h, 1, &sp, &c);
         if (rc) return rc;
         struct commy__bt t;
-        rc = commy__bt_view(&t, h->a, c, h->name);
+        rc = commy__bt_view(&t, h->a, c, h->name, layout);
         int more = 0, changed = 0;
         uint64_t steps = 0;
         if (rc == 0 && first && t.m->root) {

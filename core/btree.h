@@ -63,8 +63,10 @@ struct commy__bt {
 /* Node layout for a key type and a value type (vt 0: no values). */
 int commy__bt_layout(struct commy__btmeta *m, commy_type kt, commy_type vt, int has_vals) COMMY__HIDDEN;
 
-/* Builds a view of c; COMMY_ECORRUPT if its meta does not match its types. */
-int commy__bt_view(struct commy__bt *t, commy_alloc *a, struct commy__chdr *c, const char *name) COMMY__HIDDEN;
+/* Builds a view of c; COMMY_ECORRUPT if its meta does not match its types.
+ * layout: the layout of c's types if the caller has it (else NULL). */
+int commy__bt_view(struct commy__bt *t, commy_alloc *a, struct commy__chdr *c, const char *name,
+                   const struct commy__btmeta *layout) COMMY__HIDDEN;
 
 /* Validates a key and canonicalises it into buf (8 bytes); *out receives the
  * bytes to use. */
@@ -108,7 +110,7 @@ uint64_t commy__bt_bytes(commy_alloc *a, const struct commy__chdr *c) COMMY__HID
 
 /* The clear of omap and oset: detach, then free the old nodes in as many
  * operations as the journal needs. */
-int commy__bt_clear(struct commy__handle *h) COMMY__HIDDEN;
+int commy__bt_clear(struct commy__handle *h, const struct commy__btmeta *layout) COMMY__HIDDEN;
 
 static inline struct commy__btmeta *commy__bt_meta(struct commy__chdr *c)
 {

@@ -7,6 +7,7 @@
 
 struct commy_oset {
     struct commy__handle h;
+    struct commy__btmeta layout; /* of h's types, computed at open */
 };
 
 static int oset_init(commy_alloc *a, struct commy__chdr *c) { return commy__bt_init(a, c, 0); }
@@ -26,7 +27,7 @@ static int begin(commy_oset *m, int write, uint64_t *sp, struct commy__bt *t)
     struct commy__chdr *c;
     int rc = commy__op_begin(&m->h, write, sp, &c);
     if (rc) return rc;
-    rc = commy__bt_view(t, m->h.a, c, m->h.name);
+    rc = commy__bt_view(t, m->h.a, c, m->h.name, &m->layout);
     if (rc) return commy__op_end(&m->h, *sp, rc, 0);
     return COMMY_OK;
 }
@@ -47,6 +48,7 @@ int commy_oset_open(commy_oset **out, commy_alloc *a, const char *name, commy_ty
         free(m);
         return rc;
     }
+    if (commy__bt_layout(&m->layout, m->h.ktype, m->h.vtype, 0) != COMMY_OK) m->layout.has_vals = 2; /* never matches */
     *out = m;
     return COMMY_OK;
 }
@@ -135,7 +137,7 @@ int commy_oset_contains(int *out, commy_oset *m, const void *key, size_t klen)
 int commy_oset_clear(commy_oset *m)
 {
     COMMY__CHECK_HANDLE(m);
-    return commy__bt_clear(&m->h);
+    return commy__bt_clear(&m->h, &m->layout);
 }
 
 /* first, last and the bounds: one entry found by `how`, copied out. */
