@@ -452,11 +452,14 @@ static int step_open(commy_alloc *a, const cJSON *step, int *rc)
 {
     const cJSON *jc, *jkind, *jtypes = arg(step, "types"), *jname = arg(step, "name"), *jflags = arg(step, "flags");
     if (need(&jc, step, "c") || need(&jkind, step, "kind")) return -1;
+    if (!cJSON_IsString(jc) || (jname && !cJSON_IsString(jname))) return fail("\"c\" and \"name\" must be strings");
     uint32_t kind = 0;
     if (!cJSON_IsString(jkind) || parse_kind(jkind->valuestring, &kind)) return -1;
     commy_type kt = COMMY_T_ANY, vt = COMMY_T_ANY;
     if (cJSON_IsArray(jtypes)) {
         int n = cJSON_GetArraySize(jtypes);
+        for (int i = 0; i < n; i++)
+            if (!cJSON_IsString(cJSON_GetArrayItem(jtypes, i))) return fail("\"types\" must be a list of strings");
         if (n >= 1 && parse_type(cJSON_GetArrayItem(jtypes, 0)->valuestring, &kt)) return -1;
         if (n >= 2 && parse_type(cJSON_GetArrayItem(jtypes, 1)->valuestring, &vt)) return -1;
     }
@@ -464,6 +467,7 @@ static int step_open(commy_alloc *a, const cJSON *step, int *rc)
     const cJSON *f;
     cJSON_ArrayForEach(f, jflags)
     {
+        if (!cJSON_IsString(f)) return fail("\"flags\" must be a list of strings");
         if (strcmp(f->valuestring, "existing") == 0) flags |= COMMY_OPEN_EXISTING;
         else if (strcmp(f->valuestring, "excl") == 0) flags |= COMMY_OPEN_EXCL;
         else return fail("unknown open flag \"%s\"", f->valuestring);
@@ -786,7 +790,7 @@ static int run_step(commy_alloc *a, const cJSON *step)
     if (!cJSON_IsString(jop)) return fail("a step without \"op\"");
     const char *op = jop->valuestring;
     int want = COMMY_OK;
-    if (jerr && err_code(jerr->valuestring, &want)) return -1;
+    if (jerr && (!cJSON_IsString(jerr) || err_code(jerr->valuestring, &want))) return -1;
     int rc = 0;
     result r;
     memset(&r, 0, sizeof r);
@@ -794,7 +798,7 @@ static int run_step(commy_alloc *a, const cJSON *step)
         if (step_open(a, step, &rc)) return -1;
     } else if (strcmp(op, "close") == 0) {
         const cJSON *jc = arg(step, "c");
-        slot *s = jc ? slot_find(jc->valuestring) : NULL;
+        slot *s = cJSON_IsString(jc) ? slot_find(jc->valuestring) : NULL;
         if (!s) return fail("close of a container that is not open");
         slot_close(s);
     } else {
@@ -964,12 +968,15 @@ static int golden_make(const char *dir, const cJSON *doc)
     unlink(path);
     if (derive) {
         const cJSON *from = arg(derive, "from"), *trunc = arg(derive, "truncate"), *p;
+        if (!cJSON_IsString(from)) return fail("\"derive\" needs a \"from\" file");
         char src[4096];
         snprintf(src, sizeof src, "%s/%s", dir, from->valuestring);
         if (copy_file(src, path, trunc ? (long)trunc->valuedouble : -1)) return -1;
         cJSON_ArrayForEach(p, arg(derive, "patch"))
         {
-            if (patch_file(path, (long)arg(p, "offset")->valuedouble, arg(p, "hex")->valuestring)) return -1;
+            const cJSON *off = arg(p, "offset"), *hex = arg(p, "hex");
+            if (!cJSON_IsNumber(off) || !cJSON_IsString(hex)) return fail("a patch needs \"offset\" and \"hex\"");
+            if (patch_file(path, (long)off->valuedouble, hex->valuestring)) return -1;
         }
         return 0;
     }
@@ -995,7 +1002,10 @@ static int golden_check(const char *dir, const cJSON *doc)
     int rc = commy_alloc_open(&a, path, &o);
     if (jerr) {
         int want = COMMY_OK;
-        if (err_code(jerr->valuestring, &want)) return -1;
+        if (!cJSON_IsString(jerr) || err_code(jerr->valuestring, &want)) {
+            commy_alloc_close(a);
+            return -1;
+        }
         if (rc >= 0) {
             commy_alloc_close(a);
             return fail("%s opened, but must be refused with %s", path, jerr->valuestring);
@@ -1006,10 +1016,10 @@ static int golden_check(const char *dir, const cJSON *doc)
         return 0;
     }
     if (rc < 0) return fail("opening %s read-only failed with %s: %s", path, err_name(rc), commy_error_last()->message);
-    int ok = run_steps(a, arg(doc, "read"));
+    int rc2 = cJSON_IsArray(arg(doc, "read")) ? run_steps(a, arg(doc, "read")) : fail("a golden file needs \"read\" steps");
     slots_close_all();
     commy_alloc_close(a);
-    return ok;
+    return rc2;
 }
 
 static int golden_all(const char *dir, int regenerate)
