@@ -25,7 +25,7 @@ public abstract class Container : IDisposable
         Handle = segment.OpenHandle(kind, name, kt, vt, mode);
     }
 
-    internal HandleUse Use() => new(Handle, $"{Kind} '{Name}'");
+    internal HandleUse Use() => new(Handle, this);
 
     /// <summary>True once disposed.</summary>
     public bool IsDisposed => Handle.IsClosed;

@@ -56,7 +56,7 @@ internal readonly struct HandleUse : IDisposable
     public readonly IntPtr Ptr;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public HandleUse(SafeHandle h, string what)
+    public HandleUse(SafeHandle h, object owner)
     {
         bool ok = false;
         try
@@ -65,7 +65,12 @@ internal readonly struct HandleUse : IDisposable
         }
         catch (ObjectDisposedException)
         {
-            Native.ThrowClosed(what);
+            Native.ThrowClosed(owner switch
+            {
+                Container c => $"{c.Kind} '{c.Name}'",
+                Segment s => $"segment '{s.Path}'",
+                _ => "the handle",
+            });
         }
         _h = h;
         Ptr = h.DangerousGetHandle();

@@ -178,7 +178,9 @@ public abstract unsafe class MapBase<TKey, TValue> : Container, IDictionary<TKey
     public void CopyTo(KeyValuePair<TKey, TValue>[] array, int arrayIndex)
     {
         ArgumentNullException.ThrowIfNull(array);
-        var all = new List<KeyValuePair<TKey, TValue>>(this);
+        // Not new List(this): List's constructor calls back into CopyTo.
+        var all = new List<KeyValuePair<TKey, TValue>>();
+        foreach (var kv in this) all.Add(kv);
         all.CopyTo(array, arrayIndex);
     }
 

@@ -101,7 +101,7 @@ public sealed class Segment : IDisposable
         return (uint)Math.Min(t.TotalMilliseconds, uint.MaxValue);
     }
 
-    internal HandleUse Use() => new(Handle, "the segment");
+    internal HandleUse Use() => new(Handle, this);
 
     /// <summary>Closes this process's view. Containers opened from it then
     /// throw ClosedException. Idempotent.</summary>

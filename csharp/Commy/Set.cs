@@ -95,7 +95,10 @@ public abstract unsafe class SetBase<T> : Container, ISet<T>, IReadOnlySet<T>
     public void CopyTo(T[] array, int arrayIndex)
     {
         ArgumentNullException.ThrowIfNull(array);
-        new List<T>(this).CopyTo(array, arrayIndex);
+        // Not new List(this): List's constructor calls back into CopyTo.
+        var all = new List<T>();
+        foreach (T x in this) all.Add(x);
+        all.CopyTo(array, arrayIndex);
     }
 
     private static HashSet<T> Distinct(IEnumerable<T> other)
@@ -119,8 +122,10 @@ public abstract unsafe class SetBase<T> : Container, ISet<T>, IReadOnlySet<T>
     public void IntersectWith(IEnumerable<T> other)
     {
         HashSet<T> keep = Distinct(other);
-        foreach (T x in new List<T>(this))
-            if (!keep.Contains(x)) Remove(x);
+        var drop = new List<T>();
+        foreach (T x in this)
+            if (!keep.Contains(x)) drop.Add(x);
+        foreach (T x in drop) Remove(x);
     }
 
     public void SymmetricExceptWith(IEnumerable<T> other)
