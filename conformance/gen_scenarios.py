@@ -312,6 +312,231 @@ def string():
     return n, w, r
 
 
+def bulk():
+    """Bigger containers: hash tables that resize, trees that split into
+    several levels, a ring that wraps many times, values longer than any
+    runner's first buffer. Not in the golden files (they stay small)."""
+    out = []
+    # map str -> i64: 1500 keys, every third removed, values replaced.
+    n = "bulk_map_str_i64"
+    keys = ["key-%d" % i for i in range(1500)]
+    model = {}
+    w = [{"op": "open", "c": "m", "name": n, "kind": "map", "types": ["str", "i64"]}]
+    for i, k in enumerate(keys):
+        w.append({"op": "put", "c": "m", "key": k, "value": i * 7919 - 5000000})
+        model[k] = i * 7919 - 5000000
+    for i, k in enumerate(keys):
+        if i % 3 == 0:
+            w.append({"op": "remove", "c": "m", "key": k})
+            del model[k]
+        elif i % 3 == 1:
+            w.append({"op": "put", "c": "m", "key": k, "value": -i})
+            model[k] = -i
+    it = [[k, v] for k, v in model.items()]
+    w.append({"op": "len", "c": "m", "expect": len(model)})
+    r = [{"op": "open", "c": "m", "name": n, "kind": "map", "types": ["str", "i64"], "flags": ["existing"]},
+         {"op": "len", "c": "m", "expect": len(model)}]
+    for i, k in enumerate(keys):
+        r.append({"op": "get", "c": "m", "key": k, **({"expect": model[k]} if k in model else {"error": "ENOTFOUND"})})
+    r.append({"op": "iterate", "c": "m", "expect": it, "unordered": True})
+    out.append(("map", "str>i64", (n, w, r)))
+
+    # omap i64 -> str: 1200 keys inserted in a scrambled order, 400 removed; ranges.
+    n = "bulk_omap_i64_str"
+    ks = [(i * 7717) % 1200 * 3 - 1800 for i in range(1200)]
+    model = {}
+    w = [{"op": "open", "c": "m", "name": n, "kind": "omap", "types": ["i64", "str"]}]
+    for k in ks:
+        w.append({"op": "put", "c": "m", "key": k, "value": "v%d" % k})
+        model[k] = "v%d" % k
+    for k in ks[::3]:
+        w.append({"op": "remove", "c": "m", "key": k})
+        del model[k]
+    sk = sorted(model)
+    r = [{"op": "open", "c": "m", "name": n, "kind": "omap", "types": ["i64", "str"], "flags": ["existing"]},
+         {"op": "len", "c": "m", "expect": len(sk)},
+         {"op": "iterate", "c": "m", "expect": [[k, model[k]] for k in sk], "unordered": False},
+         {"op": "first", "c": "m", "expect": [sk[0], model[sk[0]]]},
+         {"op": "last", "c": "m", "expect": [sk[-1], model[sk[-1]]]}]
+    for probe in (-5000, -1800, -1, 0, 1, 999, 1797, 1798, 5000):
+        lb = [k for k in sk if k >= probe]
+        ub = [k for k in sk if k > probe]
+        r.append({"op": "lower_bound", "c": "m", "key": probe,
+                  **({"expect": [lb[0], model[lb[0]]]} if lb else {"error": "ENOTFOUND"})})
+        r.append({"op": "upper_bound", "c": "m", "key": probe,
+                  **({"expect": [ub[0], model[ub[0]]]} if ub else {"error": "ENOTFOUND"})})
+        r.append({"op": "range", "c": "m", "from": probe, "inclusive": False, "expect": [[k, model[k]] for k in ub]})
+    out.append(("omap", "i64>str", (n, w, r)))
+
+    # oset bytes: 800 keys of different lengths; bytewise order.
+    n = "bulk_oset_bytes"
+    ks = sorted({bytes([(i * 37) % 256]) * (1 + i % 5) + bytes([i % 7]) for i in range(800)})
+    w = [{"op": "open", "c": "m", "name": n, "kind": "oset", "types": ["bytes"]}]
+    for k in ks[::-1]:
+        w.append({"op": "add", "c": "m", "key": k.hex(), "expect": True})
+    for k in ks[::4]:
+        w.append({"op": "remove", "c": "m", "key": k.hex()})
+    left = [k for i, k in enumerate(ks) if i % 4]
+    r = [{"op": "open", "c": "m", "name": n, "kind": "oset", "types": ["bytes"], "flags": ["existing"]},
+         {"op": "len", "c": "m", "expect": len(left)},
+         {"op": "iterate", "c": "m", "expect": [k.hex() for k in left], "unordered": False},
+         {"op": "range", "c": "m", "from": "80", "inclusive": True, "expect": [k.hex() for k in left if k >= b"\x80"]}]
+    out.append(("oset", "bytes", (n, w, r)))
+
+    # set u64: 2000 keys spread over the whole range.
+    n = "bulk_set_u64"
+    ks = [(i * 0x9E3779B97F4A7C15) % 2**64 for i in range(2000)]
+    w = [{"op": "open", "c": "m", "name": n, "kind": "set", "types": ["u64"]}]
+    for k in ks:
+        w.append({"op": "add", "c": "m", "key": enc("u64", k), "expect": True})
+    for k in ks[1::2]:
+        w.append({"op": "remove", "c": "m", "key": enc("u64", k)})
+    r = [{"op": "open", "c": "m", "name": n, "kind": "set", "types": ["u64"], "flags": ["existing"]},
+         {"op": "len", "c": "m", "expect": 1000},
+         {"op": "iterate", "c": "m", "expect": [enc("u64", k) for k in ks[::2]], "unordered": True}]
+    r += [{"op": "contains", "c": "m", "key": enc("u64", k), "expect": True} for k in ks[::50]]
+    r += [{"op": "contains", "c": "m", "key": enc("u64", k), "expect": False} for k in ks[1::50]]
+    out.append(("set", "u64", (n, w, r)))
+
+    # deque u32: the ring wraps many times and grows while wrapped.
+    n = "bulk_deque_u32"
+    model = []
+    w = [{"op": "open", "c": "d", "name": n, "kind": "deque", "types": ["u32"]}]
+    x = 1
+    for rnd in range(40):
+        for _ in range(7 + rnd % 5):
+            x = (x * 1103515245 + 12345) % 2**32
+            if x % 2:
+                w.append({"op": "push_back", "c": "d", "value": x})
+                model.append(x)
+            else:
+                w.append({"op": "push_front", "c": "d", "value": x})
+                model.insert(0, x)
+        for _ in range(5):
+            if rnd % 2:
+                w.append({"op": "pop_front", "c": "d", "expect": model.pop(0)})
+            else:
+                w.append({"op": "pop_back", "c": "d", "expect": model.pop()})
+    r = [{"op": "open", "c": "d", "name": n, "kind": "deque", "types": ["u32"], "flags": ["existing"]},
+         {"op": "len", "c": "d", "expect": len(model)},
+         {"op": "iterate", "c": "d", "expect": model}]
+    out.append(("deque", "u32", (n, w, r)))
+
+    # Long values: a 70 KB string (past runner_c's first 64 KiB buffer), 20 KB bytes, long strings in a vec.
+    n = "bulk_long_values"
+    big = "".join(chr(0x41 + i % 26) if i % 50 else "\u00e9" for i in range(70000))
+    blob = bytes((i * 31) % 256 for i in range(20000))
+    w = [{"op": "open", "c": "s", "name": n + "_str", "kind": "str", "types": ["str"]},
+         {"op": "set", "c": "s", "value": big},
+         {"op": "open", "c": "b", "name": n + "_box", "kind": "box", "types": ["bytes"]},
+         {"op": "set", "c": "b", "value": blob.hex()},
+         {"op": "open", "c": "v", "name": n + "_vec", "kind": "vec", "types": ["str"]}]
+    vals = [big[i * 997:(i * 997) + 1000 + i] for i in range(20)]
+    w += [{"op": "push", "c": "v", "value": v} for v in vals]
+    w += [{"op": "open", "c": "m", "name": n + "_map", "kind": "map", "types": ["bytes", "bytes"]},
+          {"op": "put", "c": "m", "key": blob[:5000].hex(), "value": blob.hex()}]
+    r = [{"op": "open", "c": "s", "name": n + "_str", "kind": "str", "types": ["str"], "flags": ["existing"]},
+         {"op": "len", "c": "s", "expect": len(big.encode())},
+         {"op": "get", "c": "s", "expect": big},
+         {"op": "open", "c": "b", "name": n + "_box", "kind": "box", "types": ["bytes"], "flags": ["existing"]},
+         {"op": "get", "c": "b", "expect": blob.hex()},
+         {"op": "open", "c": "v", "name": n + "_vec", "kind": "vec", "types": ["str"], "flags": ["existing"]},
+         {"op": "iterate", "c": "v", "expect": vals},
+         {"op": "open", "c": "m", "name": n + "_map", "kind": "map", "types": ["bytes", "bytes"], "flags": ["existing"]},
+         {"op": "get", "c": "m", "key": blob[:5000].hex(), "expect": blob.hex()},
+         {"op": "len", "c": "m", "expect": 1}]
+    out.append(("mixed", "long", (n, w, r)))
+    return out
+
+
+def mixed():
+    """Maps whose key and value types differ, names and open modes, clear and reuse."""
+    out = []
+    pairs = [("str", "f64"), ("i64", "bytes"), ("blob[4]", "bool"), ("u8", "str"), ("f32", "i16"), ("bool", "u64")]
+    for kind in ("map", "omap"):
+        for kt, vt in pairs:
+            n = "%s_%s_%s" % (kind, tname(kt), tname(vt))
+            ks = keys_for(kt, kind == "omap")
+            vs = seq_values(vt)
+            model = {}
+            w = [{"op": "open", "c": "m", "name": n, "kind": kind, "types": [kt, vt]}]
+            for i, k in enumerate(ks):
+                v = vs[i % len(vs)]
+                w.append({"op": "put", "c": "m", "key": enc(kt, k), "value": enc(vt, v)})
+                model[mk(kt, k)] = (k, v)
+            entries = list(model.values())
+            if kind == "omap":
+                entries.sort(key=lambda e: sort_key(kt, e[0]))
+            it = [[enc(kt, canon_key(kt, k)), enc(vt, v)] for k, v in entries]
+            r = [{"op": "open", "c": "m", "name": n, "kind": kind, "types": [kt, vt], "flags": ["existing"]},
+                 {"op": "len", "c": "m", "expect": len(entries)}]
+            r += [{"op": "get", "c": "m", "key": enc(kt, k), "expect": enc(vt, v)} for k, v in entries]
+            r.append({"op": "iterate", "c": "m", "expect": it, "unordered": kind == "map"})
+            r.append({"op": "open", "c": "x", "name": n, "kind": kind, "types": [vt, kt] if vt != kt else [kt, "i8"],
+                      "flags": ["existing"], "error": "ETYPE"})
+            out.append((kind, "%s>%s" % (kt, vt), (n, w, r)))
+
+    n = "roots_and_modes"
+    w = [{"op": "open", "c": "a", "name": n, "kind": "box", "types": ["i32"], "flags": ["excl"]},
+         {"op": "set", "c": "a", "value": 5},
+         {"op": "open", "c": "b", "name": n, "kind": "box", "types": ["i32"], "flags": ["excl"], "error": "EEXISTS"},
+         {"op": "open", "c": "b", "name": n + "_missing", "kind": "box", "types": ["i32"], "flags": ["existing"],
+          "error": "ENOTFOUND"},
+         {"op": "open", "c": "b", "name": "bad name", "kind": "box", "types": ["i32"], "error": "EINVAL"},
+         {"op": "open", "c": "b", "name": "", "kind": "vec", "types": ["i32"], "error": "EINVAL"},
+         {"op": "open", "c": "b", "name": "x" * 64, "kind": "map", "types": ["i32", "i32"], "error": "EINVAL"},
+         {"op": "open", "c": "b", "name": "A-z_0.9:" + "y" * 55, "kind": "box", "types": ["i32"]},
+         {"op": "set", "c": "b", "value": -6},
+         # Two handles on one root see one value.
+         {"op": "open", "c": "c", "name": n, "kind": "box", "types": ["i32"]},
+         {"op": "fetch_add", "c": "c", "delta": 10, "expect": 5},
+         {"op": "get", "c": "a", "expect": 15},
+         # Clear, then reuse.
+         {"op": "open", "c": "v", "name": n + "_vec", "kind": "vec", "types": ["u16"]},
+         {"op": "push", "c": "v", "value": 1}, {"op": "push", "c": "v", "value": 2},
+         {"op": "clear", "c": "v"}, {"op": "len", "c": "v", "expect": 0},
+         {"op": "get", "c": "v", "index": 0, "error": "ERANGE"},
+         {"op": "push", "c": "v", "value": 3},
+         {"op": "insert", "c": "v", "index": 1, "value": 4},
+         {"op": "insert", "c": "v", "index": 3, "error": "ERANGE", "value": 5},
+         {"op": "remove", "c": "v", "index": 2, "error": "ERANGE"},
+         {"op": "open", "c": "m", "name": n + "_omap", "kind": "omap", "types": ["str", "str"]},
+         {"op": "first", "c": "m", "error": "EEMPTY"},
+         {"op": "put", "c": "m", "key": "b", "value": "1"}, {"op": "put", "c": "m", "key": "a", "value": "2"},
+         {"op": "clear", "c": "m"}, {"op": "len", "c": "m", "expect": 0},
+         {"op": "last", "c": "m", "error": "EEMPTY"},
+         {"op": "lower_bound", "c": "m", "key": "", "error": "ENOTFOUND"},
+         {"op": "put", "c": "m", "key": "z", "value": "3"},
+         {"op": "open", "c": "s", "name": n + "_set", "kind": "set", "types": ["i16"]},
+         {"op": "add", "c": "s", "key": 1, "expect": True}, {"op": "clear", "c": "s"},
+         {"op": "add", "c": "s", "key": 1, "expect": True}, {"op": "add", "c": "s", "key": 2, "expect": True},
+         {"op": "open", "c": "d", "name": n + "_deque", "kind": "deque", "types": ["i8"]},
+         {"op": "push_back", "c": "d", "value": 1}, {"op": "clear", "c": "d"},
+         {"op": "front", "c": "d", "error": "EEMPTY"}, {"op": "pop_back", "c": "d", "error": "EEMPTY"},
+         {"op": "push_front", "c": "d", "value": -1},
+         {"op": "open", "c": "t", "name": n + "_str", "kind": "str", "types": ["str"]},
+         {"op": "set", "c": "t", "value": "gone"}, {"op": "clear", "c": "t"}, {"op": "append", "c": "t", "value": "kept"},
+         {"op": "close", "c": "t"}]
+    r = [{"op": "open", "c": "a", "name": n, "kind": "box", "types": ["i32"], "flags": ["existing"]},
+         {"op": "get", "c": "a", "expect": 15},
+         {"op": "open", "c": "b", "name": "A-z_0.9:" + "y" * 55, "kind": "box", "types": ["i32"], "flags": ["existing"]},
+         {"op": "get", "c": "b", "expect": -6},
+         {"op": "open", "c": "x", "name": n + "_missing", "kind": "box", "types": ["i32"], "flags": ["existing"],
+          "error": "ENOTFOUND"},
+         {"op": "open", "c": "v", "name": n + "_vec", "kind": "vec", "types": ["u16"], "flags": ["existing"]},
+         {"op": "iterate", "c": "v", "expect": [3, 4]},
+         {"op": "open", "c": "m", "name": n + "_omap", "kind": "omap", "types": ["str", "str"], "flags": ["existing"]},
+         {"op": "iterate", "c": "m", "expect": [["z", "3"]], "unordered": False},
+         {"op": "open", "c": "s", "name": n + "_set", "kind": "set", "types": ["i16"], "flags": ["existing"]},
+         {"op": "iterate", "c": "s", "expect": [1, 2], "unordered": True},
+         {"op": "open", "c": "d", "name": n + "_deque", "kind": "deque", "types": ["i8"], "flags": ["existing"]},
+         {"op": "iterate", "c": "d", "expect": [-1]},
+         {"op": "open", "c": "t", "name": n + "_str", "kind": "str", "types": ["str"], "flags": ["existing"]},
+         {"op": "get", "c": "t", "expect": "kept"}]
+    out.append(("mixed", "roots", (n, w, r)))
+    return out
+
+
 def tname(t):
     return t.replace("[", "").replace("]", "")
 
@@ -341,7 +566,9 @@ def main():
         made.append(("set", t, hash_set(t, False)))
         made.append(("oset", t, hash_set(t, True)))
     made.append(("str", "str", string()))
-    for kind, t, (name, w, r) in made:
+    made += mixed()
+    extra = bulk()
+    for kind, t, (name, w, r) in made + extra:
         doc = {"name": name, "kind": kind, "type": t,
                "description": "generated by gen_scenarios.py: %s of %s, written by one language, read by every one" % (kind, t),
                "write": w, "read": r}

@@ -243,10 +243,12 @@ def do_op(s, op, step):
             return "value", o.pop()
         if op == "pop_front":
             return "value", o.popleft()
-        if op == "front":
-            return "value", o[0]
-        if op == "back":
-            return "value", o[-1]
+        if op in ("front", "back"):
+            # Python's deque idiom has no front(): d[0] / d[-1] raise IndexError when empty.
+            try:
+                return "value", o[0 if op == "front" else -1]
+            except IndexError:
+                raise Missing("EEMPTY") from None
         if op == "get":
             return "value", o[idx]
         if op == "set":
