@@ -16,6 +16,7 @@
 
 #define F_FREE 1u
 #define F_PREV_FREE 2u
+#define F_QUICK 4u /* used block cached in a quick list: neither live nor coalescable */
 #define FLAG_MASK 15u
 #define SIZE_MASK ((1ull << 40) - 1)
 #define MIN_BLOCK 32u
@@ -94,6 +95,20 @@ static inline void mapping_search(uint64_t size, unsigned *fl, unsigned *sl)
     mapping(size, fl, sl);
 }
 
+/* Sets or clears bit sl of sl_bitmap[fl], logging the aligned word around it
+ * (one 8-byte entry is cheaper than a byte-sized one through memcpy). */
+static inline int set_sl_bit(commy_alloc *a, unsigned fl, unsigned sl, int on)
+{
+    struct commy__heap_state *hs = HS(a);
+    uint64_t *word = (uint64_t *)(void *)&hs->sl_bitmap[fl & ~7u];
+    int rc = commy__log(a, word, 8);
+    if (rc == 0) {
+        if (on) hs->sl_bitmap[fl] = (uint8_t)(hs->sl_bitmap[fl] | (1u << sl));
+        else hs->sl_bitmap[fl] = (uint8_t)(hs->sl_bitmap[fl] & ~(1u << sl));
+    }
+    return rc;
+}
+
 static int list_insert(commy_alloc *a, uint64_t off, uint64_t size)
 {
     struct commy__heap_state *hs = HS(a);
@@ -106,7 +121,7 @@ static int list_insert(commy_alloc *a, uint64_t off, uint64_t size)
     if (rc == 0 && head) rc = commy__put64(a, &B(a, head)->prev_free, off);
     rc = rc ? rc : commy__put64(a, &hs->heads[fl][sl], off);
     if (rc == 0 && !(hs->sl_bitmap[fl] & (1u << sl))) {
-        rc = commy__put(a, &hs->sl_bitmap[fl], &(uint8_t){(uint8_t)(hs->sl_bitmap[fl] | (1u << sl))}, 1);
+        rc = set_sl_bit(a, fl, sl, 1);
         if (rc == 0 && !(hs->fl_bitmap & (1ull << fl))) rc = commy__put64(a, &hs->fl_bitmap, hs->fl_bitmap | (1ull << fl));
     }
     return rc;
@@ -128,9 +143,8 @@ static int list_remove(commy_alloc *a, uint64_t off, uint64_t size)
         if (prev) return corrupt(a, "free list head has a predecessor", off);
         rc = commy__put64(a, &hs->heads[fl][sl], next);
         if (rc == 0 && next == 0) {
-            uint8_t m = (uint8_t)(hs->sl_bitmap[fl] & ~(1u << sl));
-            rc = commy__put(a, &hs->sl_bitmap[fl], &m, 1);
-            if (rc == 0 && m == 0) rc = commy__put64(a, &hs->fl_bitmap, hs->fl_bitmap & ~(1ull << fl));
+            rc = set_sl_bit(a, fl, sl, 0);
+            if (rc == 0 && hs->sl_bitmap[fl] == 0) rc = commy__put64(a, &hs->fl_bitmap, hs->fl_bitmap & ~(1ull << fl));
         }
     } else if (rc == 0 && prev == 0) {
         return corrupt(a, "free block missing from its list", off);
@@ -167,7 +181,7 @@ static int make_free(commy_alloc *a, uint64_t off, uint64_t size, uint64_t prev,
     int rc = put_prev(a, off, prev, F_FREE | prev_flag);
     rc = rc ? rc : put_size(a, off, size);
     uint64_t next = off + size;
-    if (rc == 0) rc = put_prev(a, next, off, (bflags(B(a, next)) & F_FREE) | F_PREV_FREE);
+    if (rc == 0) rc = put_prev(a, next, off, (bflags(B(a, next)) & (F_FREE | F_QUICK)) | F_PREV_FREE);
     return rc ? rc : list_insert(a, off, size);
 }
 
@@ -226,8 +240,75 @@ static int take(commy_alloc *a, uint64_t off)
     rc = rc ? rc : list_remove(a, off, sz);
     rc = rc ? rc : put_prev(a, off, bprev(b), bflags(b) & F_PREV_FREE);
     uint64_t next = off + sz;
-    if (rc == 0) rc = put_prev(a, next, off, bflags(B(a, next)) & F_FREE);
+    if (rc == 0) rc = put_prev(a, next, off, bflags(B(a, next)) & (F_FREE | F_QUICK));
     return rc;
+}
+
+/* ------------------------------------------------------------ quick lists */
+
+static inline struct commy__quick *QK(const commy_alloc *a) { return &a->hdr->quick; }
+static inline unsigned quick_class(uint64_t size) { return (unsigned)(size / 16 - 2); }
+
+/* Cached bytes stay below an eighth of the heap (at least 256 KiB), so
+ * uncoalesced blocks cannot starve large requests for long. */
+static inline uint64_t quick_limit(const commy_alloc *a)
+{
+    uint64_t l = (a->size - a->hdr->heap_off) / 8;
+    return l > (256u << 10) ? l : (256u << 10);
+}
+
+/* Takes a cached block of exactly `need` bytes, if any: *out = its offset. */
+static int quick_pop(commy_alloc *a, uint64_t need, uint64_t *out)
+{
+    struct commy__quick *q = QK(a);
+    unsigned c = quick_class(need);
+    uint64_t off = q->heads[c];
+    *out = 0;
+    if (!off) return COMMY_OK;
+    struct blk *b = B(a, off);
+    if (!blk_ok(a, off) || !(bflags(b) & F_QUICK) || bsize(b) != need) return corrupt(a, "quick list entry", off);
+    uint64_t next = b->next_free;
+    if (next && !blk_ok(a, next)) return corrupt(a, "quick list link", off);
+    /* The new owner writes over the link unlogged: log it so a rollback that
+     * re-caches the block finds its link again. */
+    int rc = commy__log(a, &b->next_free, 8);
+    rc = rc ? rc : commy__put64(a, &q->heads[c], next);
+    rc = rc ? rc : commy__put64(a, &b->prev, b->prev & ~(uint64_t)F_QUICK);
+    rc = rc ? rc : commy__put64(a, &q->bytes, q->bytes - need);
+    if (rc == 0) *out = off;
+    return rc;
+}
+
+static int quick_push(commy_alloc *a, uint64_t off, uint64_t size)
+{
+    struct commy__quick *q = QK(a);
+    unsigned c = quick_class(size);
+    struct blk *b = B(a, off);
+    /* The link overwrites the first payload word: logged, so a rollback gives the data back. */
+    int rc = commy__put64(a, &b->next_free, q->heads[c]);
+    rc = rc ? rc : commy__put64(a, &b->prev, b->prev | F_QUICK);
+    rc = rc ? rc : commy__put64(a, &q->heads[c], off);
+    return rc ? rc : commy__put64(a, &q->bytes, q->bytes + size);
+}
+
+static int release_block(commy_alloc *a, uint64_t off);
+
+/* Gives cached blocks back to the coalescing heap, as far as the journal has
+ * room in this operation; returns whether any was released. */
+static int quick_flush(commy_alloc *a, int *released)
+{
+    struct commy__quick *q = QK(a);
+    *released = 0;
+    for (unsigned c = 0; c < COMMY__QUICK_CLASSES; c++) {
+        while (q->heads[c] && commy__journal_room(a) > (16u << 10)) {
+            uint64_t off;
+            int rc = quick_pop(a, (c + 2) * 16ull, &off);
+            rc = rc ? rc : release_block(a, off);
+            if (rc) return rc;
+            *released = 1;
+        }
+    }
+    return COMMY_OK;
 }
 
 int commy__alloc(uint64_t *out, commy_alloc *a, uint64_t size, uint64_t align)
@@ -242,7 +323,24 @@ int commy__alloc(uint64_t *out, commy_alloc *a, uint64_t size, uint64_t align)
     need += HDR;
     if (need < MIN_BLOCK) need = MIN_BLOCK;
     uint64_t search = align > COMMY__ALIGN ? need + align + MIN_BLOCK : need;
+    struct commy__heap_state *hs = HS(a);
+    if (align == COMMY__ALIGN && need <= COMMY__QUICK_MAX) {
+        uint64_t q;
+        int rc = quick_pop(a, need, &q);
+        if (rc) return rc;
+        if (q) {
+            rc = commy__put64(a, &hs->used, hs->used + need);
+            rc = rc ? rc : commy__put64(a, &hs->live, hs->live + 1);
+            if (rc == 0) *out = q + HDR;
+            return rc;
+        }
+    }
     uint64_t off = find_free(a, search);
+    if (!off && QK(a)->bytes) {
+        int released, rc = quick_flush(a, &released);
+        if (rc) return rc;
+        if (released) off = find_free(a, search);
+    }
     if (!off) {
         int rc = heap_grow(a, search);
         if (rc) return rc;
@@ -262,7 +360,8 @@ int commy__alloc(uint64_t *out, commy_alloc *a, uint64_t size, uint64_t align)
             uint64_t aligned = off + gap;
             rc = put_prev(a, aligned, off, F_PREV_FREE);
             rc = rc ? rc : put_size(a, aligned, total - gap);
-            rc = rc ? rc : put_prev(a, aligned + total - gap, aligned, bflags(B(a, aligned + total - gap)) & F_FREE);
+            uint64_t after = aligned + total - gap;
+            rc = rc ? rc : put_prev(a, after, aligned, bflags(B(a, after)) & (F_FREE | F_QUICK));
             if (rc) return rc;
             if (prev_flags) {
                 /* The gap touches a free block: merge them. */
@@ -283,7 +382,6 @@ int commy__alloc(uint64_t *out, commy_alloc *a, uint64_t size, uint64_t align)
     }
     rc = trim(a, off, need);
     if (rc) return rc;
-    struct commy__heap_state *hs = HS(a);
     rc = commy__put64(a, &hs->used, hs->used + bsize(B(a, off)));
     rc = rc ? rc : commy__put64(a, &hs->live, hs->live + 1);
     if (rc) return rc;
@@ -310,7 +408,7 @@ static uint64_t live_block(const commy_alloc *a, uint64_t p, int *double_free)
     if (sz < MIN_BLOCK || (sz & 15) || sz > heap_end(a) - off) return 0;
     const struct blk *n = B(a, off + sz);
     if (bprev(n) != off || !tag_ok(a, off + sz)) return 0;
-    if (bflags(b) & F_FREE) {
+    if (bflags(b) & (F_FREE | F_QUICK)) {
         *double_free = 1;
         return 0;
     }
@@ -324,24 +422,17 @@ uint64_t commy__block_size(const commy_alloc *a, uint64_t p)
     return off ? bsize(B(a, off)) - HDR : 0;
 }
 
-int commy__free(commy_alloc *a, uint64_t p)
+/* Returns the used block at off to the free lists, merging it with free
+ * neighbours. The caller has already taken it out of the live counters. */
+static int release_block(commy_alloc *a, uint64_t off)
 {
-    if (p == 0) return COMMY_OK;
-    int df;
-    uint64_t off = live_block(a, p, &df);
-    if (!off)
-        return commy__err(COMMY_EBADFREE, df ? "segment '%s': double free of offset %" PRIu64
-                                             : "segment '%s': offset %" PRIu64 " is not a live allocation",
-                          a->path, p);
     struct blk *b = B(a, off);
     uint64_t sz = bsize(b), start = off, total = sz;
     uint64_t prev = bprev(b);
     unsigned prev_flag = bflags(b) & F_PREV_FREE;
-    struct commy__heap_state *hs = HS(a);
-    int rc = commy__put64(a, &hs->used, hs->used - sz);
-    rc = rc ? rc : commy__put64(a, &hs->live, hs->live - 1);
+    int rc = 0;
     uint64_t next = off + sz;
-    if (rc == 0 && (bflags(B(a, next)) & F_FREE)) {
+    if (bflags(B(a, next)) & F_FREE) {
         if (!blk_ok(a, next)) return corrupt(a, "next block", next);
         uint64_t nsz = bsize(B(a, next));
         rc = list_remove(a, next, nsz);
@@ -359,12 +450,31 @@ int commy__free(commy_alloc *a, uint64_t p)
     return rc ? rc : make_free(a, start, total, prev, prev_flag);
 }
 
+int commy__free(commy_alloc *a, uint64_t p)
+{
+    if (p == 0) return COMMY_OK;
+    int df;
+    uint64_t off = live_block(a, p, &df);
+    if (!off)
+        return commy__err(COMMY_EBADFREE, df ? "segment '%s': double free of offset %" PRIu64
+                                             : "segment '%s': offset %" PRIu64 " is not a live allocation",
+                          a->path, p);
+    uint64_t sz = bsize(B(a, off));
+    struct commy__heap_state *hs = HS(a);
+    int rc = commy__put64(a, &hs->used, hs->used - sz);
+    rc = rc ? rc : commy__put64(a, &hs->live, hs->live - 1);
+    if (rc) return rc;
+    if (sz <= COMMY__QUICK_MAX && QK(a)->bytes + sz <= quick_limit(a)) return quick_push(a, off, sz);
+    return release_block(a, off);
+}
+
 /* ------------------------------------------------------------ segment hooks */
 
 int commy__heap_init(commy_alloc *a)
 {
     struct commy__heap_state *hs = HS(a);
     memset(hs, 0, sizeof *hs);
+    memset(QK(a), 0, sizeof *QK(a));
     uint64_t first = a->hdr->heap_off, end = heap_end(a);
     B(a, end)->prev = first | F_PREV_FREE;
     B(a, end)->size = HDR | (tag(a, end, HDR) << 40);
@@ -396,7 +506,7 @@ int commy__heap_check(commy_alloc *a)
     const struct commy__heap_state *hs = HS(a);
     uint64_t off = a->hdr->heap_off, end = heap_end(a), prev = 0;
     unsigned prev_free = 0;
-    uint64_t used = 0, live = 0, free_blocks = 0;
+    uint64_t used = 0, live = 0, free_blocks = 0, quick_blocks = 0, quick_bytes = 0;
     if (!tag_ok(a, end) || bsize(B(a, end)) != HDR) return corrupt(a, "sentinel block", end);
     while (off < end) {
         const struct blk *b = B(a, off);
@@ -407,8 +517,12 @@ int commy__heap_check(commy_alloc *a)
         if (((bflags(b) & F_PREV_FREE) != 0) != (prev_free != 0)) return corrupt(a, "previous-free flag", off);
         unsigned is_free = bflags(b) & F_FREE;
         if (is_free && prev_free) return corrupt(a, "two adjacent free blocks", off);
+        if (is_free && (bflags(b) & F_QUICK)) return corrupt(a, "block both free and cached", off);
         if (is_free) {
             free_blocks++;
+        } else if (bflags(b) & F_QUICK) {
+            quick_blocks++;
+            quick_bytes += sz;
         } else {
             used += sz;
             live++;
@@ -443,12 +557,32 @@ int commy__heap_check(commy_alloc *a)
         if (((hs->fl_bitmap >> f) & 1) != (hs->sl_bitmap[f] != 0)) return corrupt(a, "first-level bitmap", f);
     }
     if (listed != free_blocks) return corrupt(a, "free blocks missing from the lists", listed);
+    const struct commy__quick *q = QK(a);
+    uint64_t cached = 0;
+    for (unsigned c = 0; c < 32; c++) {
+        for (uint64_t o = q->heads[c]; o; o = B(a, o)->next_free) {
+            if (c >= COMMY__QUICK_CLASSES || !blk_ok(a, o) || !(bflags(B(a, o)) & F_QUICK) ||
+                quick_class(bsize(B(a, o))) != c)
+                return corrupt(a, "quick list entry", o);
+            if (++cached > quick_blocks) return corrupt(a, "quick list loops or lists a live block", o);
+        }
+    }
+    if (cached != quick_blocks || quick_bytes != q->bytes) return corrupt(a, "quick list totals", cached);
     return COMMY_OK;
+}
+
+int commy__heap_flush(commy_alloc *a, int *more)
+{
+    int released, rc = quick_flush(a, &released);
+    *more = rc == 0 && QK(a)->bytes != 0;
+    return rc;
 }
 
 int commy__heap_shrink(commy_alloc *a, uint64_t *new_size)
 {
     *new_size = 0;
+    int released, frc = quick_flush(a, &released);
+    if (frc) return frc;
     uint64_t end = heap_end(a);
     const struct blk *s = B(a, end);
     if (!(bflags(s) & F_PREV_FREE)) return COMMY_OK;

@@ -51,6 +51,10 @@ struct commy_alloc {
     uint32_t stale_after_ms;
     uint32_t lock_timeout_ms;
     /* the lock's process-local recursion state */
+    /* the journal, cached at open for the inline append below */
+    char *jentries;             /* first entry byte */
+    _Atomic uint64_t *jused;    /* the journal head's used counter */
+    uint64_t jcap;              /* bytes available for entries */
     pthread_t owner;
     atomic_int owned;
     int depth;
@@ -88,9 +92,33 @@ int commy__begin(commy_alloc *a, int write, uint64_t *sp) COMMY__HIDDEN;
  * everything this operation changed. */
 int commy__end(commy_alloc *a, uint64_t sp, int rc) COMMY__HIDDEN;
 
+/* The error path of commy__log (journal full): records COMMY_EJOURNAL. */
+int commy__log_full(commy_alloc *a) COMMY__HIDDEN;
+
 /* Records the current bytes of [p, p+len) in the journal so a rollback can
- * restore them. p must be inside the mapping. COMMY_EJOURNAL if full. */
-int commy__log(commy_alloc *a, const void *p, size_t len) COMMY__HIDDEN;
+ * restore them. p must be inside the mapping. COMMY_EJOURNAL if full.
+ * An entry is {u64 offset, u64 length, old bytes padded to 8, u64 entry size}
+ * (docs/format.md); inline because every reachable store pays for it. */
+static inline int commy__log(commy_alloc *a, const void *p, size_t len)
+{
+    uint64_t used = atomic_load_explicit(a->jused, memory_order_relaxed);
+    uint64_t esize = 24 + ((len + 7) & ~(uint64_t)7);
+    if (__builtin_expect(esize > a->jcap - used, 0)) return commy__log_full(a);
+    char *e = a->jentries + used;
+    uint64_t head[2] = {(uint64_t)((const char *)p - a->base), len};
+    memcpy(e, head, 16);
+    if (len == 8) {
+        memcpy(e + 16, p, 8);
+    } else {
+        memset(e + 16 + (len & ~(size_t)7), 0, (len & 7) ? 8 : 0);
+        memcpy(e + 16, p, len);
+    }
+    memcpy(e + esize - 8, &esize, 8);
+    atomic_store_explicit(a->jused, used + esize, memory_order_release);
+    /* The caller's write must not be seen before the entry that undoes it. */
+    atomic_thread_fence(memory_order_release);
+    return 0;
+}
 
 /* Logs then writes. */
 int commy__put(commy_alloc *a, void *dst, const void *src, size_t len) COMMY__HIDDEN;

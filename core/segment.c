@@ -186,27 +186,20 @@ int commy__in_heap(const commy_alloc *a, uint64_t off, uint64_t len)
     return off >= a->hdr->heap_off && off <= a->size && len <= a->size - off;
 }
 
-/* An entry: {u64 offset, u64 length, the old bytes padded to 8, u64 entry size}.
- * The trailing size lets rollback walk the entries backwards. */
-int commy__log(commy_alloc *a, const void *p, size_t len)
+int commy__log_full(commy_alloc *a)
+{
+    return commy__err(COMMY_EJOURNAL,
+                      "segment '%s': the change needs more than the %" PRIu64 "-byte journal; it was rolled back",
+                      a->path, a->hdr->journal_size);
+}
+
+/* Caches where the journal is, for commy__log. */
+static void cache_journal(commy_alloc *a)
 {
     struct commy__journal *j = journal(a);
-    uint64_t used = atomic_load_explicit(&j->used, memory_order_relaxed);
-    uint64_t esize = 24 + ((len + 7) & ~(uint64_t)7);
-    if (esize > a->hdr->journal_size - sizeof *j - used)
-        return commy__err(COMMY_EJOURNAL,
-                          "segment '%s': the change needs more than the %" PRIu64 "-byte journal; it was rolled back",
-                          a->path, a->hdr->journal_size);
-    char *e = (char *)(j + 1) + used;
-    uint64_t off = commy__off(a, p);
-    memcpy(e, &off, 8);
-    memcpy(e + 8, &(uint64_t){len}, 8);
-    memcpy(e + 16, p, len);
-    memcpy(e + esize - 8, &esize, 8);
-    atomic_store_explicit(&j->used, used + esize, memory_order_release);
-    /* The caller's write must not be seen before the entry that undoes it. */
-    atomic_thread_fence(memory_order_release);
-    return COMMY_OK;
+    a->jentries = (char *)(j + 1);
+    a->jused = &j->used;
+    a->jcap = a->hdr->journal_size - sizeof *j;
 }
 
 int commy__put(commy_alloc *a, void *dst, const void *src, size_t len)
@@ -549,6 +542,7 @@ static int create_segment(commy_alloc *a, const commy_alloc_options *o)
     h->lock_off = COMMY__LOCK_OFF;
     if (init_mutex(&h->lock.mutex) != 0) return commy__err(COMMY_EIO, "segment '%s': cannot initialise its lock", a->path);
     a->size = size;
+    cache_journal(a);
     atomic_store(&journal(a)->used, 0);
     /* The heap's writes go through the journal API; nobody else can see them yet. */
     a->owner = pthread_self();
@@ -624,6 +618,7 @@ static int attach(commy_alloc *a, const commy_alloc_options *o)
             rc = validate_header(a->hdr, fsize, a->path);
             if (rc) return rc;
             a->size = atomic_load(&a->hdr->size);
+            cache_journal(a);
             if (alone) {
                 /* No other process has it open: whatever the lock word says is stale. */
                 if (init_mutex(&a->hdr->lock.mutex) != 0)
@@ -860,7 +855,15 @@ int commy_alloc_shrink_to_fit(commy_alloc *a)
 {
     COMMY__CHECK_HANDLE(a);
     uint64_t sp, new_size = 0;
-    int rc = commy__begin(a, 1, &sp);
+    int rc, more = !held_by_me(a);
+    /* Outside a batch, flush the small-block cache in as many committed steps as it takes. */
+    while (more) {
+        rc = commy__begin(a, 1, &sp);
+        if (rc) return rc;
+        rc = commy__end(a, sp, commy__heap_flush(a, &more));
+        if (rc) return rc;
+    }
+    rc = commy__begin(a, 1, &sp);
     if (rc) return rc;
     rc = commy__heap_shrink(a, &new_size);
     if (rc == 0 && new_size && a->depth == 1) {

@@ -41,6 +41,17 @@ struct commy__heap_state {
     uint64_t heads[COMMY__FL_COUNT][COMMY__SL_COUNT]; /* first free block of each class, 0: empty */
 };
 
+/* Quick lists: freed blocks of up to 512 bytes are cached by exact size,
+ * without coalescing, so a free and a re-allocation of the same size touch a
+ * handful of words instead of splitting and merging. */
+#define COMMY__QUICK_MAX 512u
+#define COMMY__QUICK_CLASSES 31 /* block sizes 32, 48, ..., 512 */
+struct commy__quick {
+    uint64_t heads[32]; /* [size / 16 - 2]: first cached block, 0: empty */
+    uint64_t bytes;     /* bytes of all cached blocks */
+    uint64_t reserved;
+};
+
 struct commy__header {
     uint64_t magic;                  /*   0 */
     uint16_t layout_major;           /*   8 */
@@ -69,13 +80,16 @@ struct commy__header {
     uint8_t reserved1[COMMY__PROC_OFF - 192];
     struct commy__proc procs[COMMY__PROC_SLOTS];  /* 512 */
     struct commy__heap_state heap;                /* 1536 */
-    uint8_t reserved2[COMMY__HEADER_SIZE - COMMY__HEAP_STATE_OFF - sizeof(struct commy__heap_state)];
+    struct commy__quick quick;                    /* 3792 */
+    uint8_t reserved2[COMMY__HEADER_SIZE - COMMY__HEAP_STATE_OFF - sizeof(struct commy__heap_state) -
+                      sizeof(struct commy__quick)];
 };
 _Static_assert(sizeof(pthread_mutex_t) <= 64, "mutex fits its slot");
 _Static_assert(sizeof(struct commy__header) == COMMY__HEADER_SIZE, "header is 4096 bytes");
 _Static_assert(__builtin_offsetof(struct commy__header, lock) == COMMY__LOCK_OFF, "lock offset");
 _Static_assert(__builtin_offsetof(struct commy__header, procs) == COMMY__PROC_OFF, "process table offset");
 _Static_assert(__builtin_offsetof(struct commy__header, heap) == COMMY__HEAP_STATE_OFF, "heap state offset");
+_Static_assert(__builtin_offsetof(struct commy__header, quick) == 3792, "quick lists offset");
 
 /* The undo journal's head, at journal_off. Entries follow it. */
 struct commy__journal {
@@ -88,6 +102,9 @@ int commy__heap_init(commy_alloc *a) COMMY__HIDDEN;
 int commy__heap_check(commy_alloc *a) COMMY__HIDDEN;
 void commy__heap_stats(commy_alloc *a, commy_heap_stats *out) COMMY__HIDDEN;
 int commy__heap_shrink(commy_alloc *a, uint64_t *new_size) COMMY__HIDDEN;
+/* Returns cached small blocks to the coalescing heap as far as the journal
+ * allows in one operation; *more says whether some remain. */
+int commy__heap_flush(commy_alloc *a, int *more) COMMY__HIDDEN;
 /* segment.c, for heap.c: grows the file to at least min_size. */
 int commy__grow(commy_alloc *a, uint64_t min_size) COMMY__HIDDEN;
 

@@ -210,6 +210,11 @@ static void test_model(void)
     CHECK_OK(commy_alloc_check(a));
     commy_heap_stats st;
     CHECK_OK(commy_alloc_stats(&st, a));
+    CHECK(st.live_allocs == 0 && st.used == 0);
+    /* Shrinking first returns the small blocks cached by size to the coalescing heap. */
+    CHECK_OK(commy_alloc_shrink_to_fit(a));
+    CHECK_OK(commy_alloc_check(a));
+    CHECK_OK(commy_alloc_stats(&st, a));
     CHECK(st.live_allocs == 0 && st.free_blocks == 1);
     /* Everything was returned and coalesced: the one free block is the whole heap. */
     CHECK(st.largest_free + 16 + 16 == st.heap_size);
