@@ -5,10 +5,12 @@
 # language, and runs the cross-language concurrency test. Prints a summary
 # table (kind x type x pair) and ends with "N passed, N failed".
 #
-#   conformance/run.sh [--build-dir DIR] [--no-build] [--langs "c py cs"] [--keep]
+#   conformance/run.sh [--build-dir DIR | DIR] [--no-build] [--langs "c py cs"] [--keep]
 #
 # DIR defaults to build-conformance at the top of the tree (the runners and a
-# Python build go there; nothing is written into the source tree).
+# Python build go there; nothing is written into the source tree). An already
+# configured build directory (scripts/test.sh passes its own) is built as it
+# is configured.
 # Exit status: 0 if everything passed.
 set -u
 
@@ -18,14 +20,15 @@ BUILD=$ROOT/build-conformance
 BUILD_RUNNERS=1
 LANGS="c py cs"
 KEEP=0
-CONC_N=${COMMY_CONFORMANCE_CONC_N:-20000}
+CONC_MS=${COMMY_CONFORMANCE_CONC_MS:-1500}
 while [ $# -gt 0 ]; do
     case $1 in
     --build-dir) BUILD=$2; shift 2 ;;
     --no-build) BUILD_RUNNERS=0; shift ;;
     --langs) LANGS=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    *) echo "usage: $0 [--build-dir DIR] [--no-build] [--langs \"c py cs\"] [--keep]" >&2; exit 2 ;;
+    -*) echo "usage: $0 [--build-dir DIR | DIR] [--no-build] [--langs \"c py cs\"] [--keep]" >&2; exit 2 ;;
+    *) BUILD=$1; shift ;;
     esac
 done
 mkdir -p "$BUILD"
@@ -42,7 +45,9 @@ log() { printf '%s\n' "$*" >&2; }
 if [ "$BUILD_RUNNERS" = 1 ]; then
     case " $LANGS " in *" c "*)
         log "building the C runner in $BUILD"
-        if ! { cmake -S "$ROOT" -B "$BUILD" -DCOMMY_BUILD_BENCH=OFF >"$WORK/build-c.log" 2>&1 &&
+        # Keep an existing configuration (its options belong to whoever made it).
+        if [ -f "$BUILD/CMakeCache.txt" ]; then conf="cmake $BUILD"; else conf="cmake -S $ROOT -B $BUILD -DCOMMY_BUILD_BENCH=OFF"; fi
+        if ! { $conf >"$WORK/build-c.log" 2>&1 &&
             cmake --build "$BUILD" --target commy_conformance_c -j2 >>"$WORK/build-c.log" 2>&1; }; then
             log "the C runner did not build:"; tail -20 "$WORK/build-c.log" >&2; BROKEN="$BROKEN c"
         fi ;;
@@ -105,17 +110,17 @@ CONC_LANGS=""
 for l in $LANGS; do broken "$l" || CONC_LANGS="$CONC_LANGS $l"; done
 if [ -n "$CONC_LANGS" ] && ! broken c; then
     set -- $CONC_LANGS
-    log "concurrency: $* at once, $CONC_N pushes and increments each"
+    log "concurrency: $* at once, pushing and incrementing for $CONC_MS ms each"
     seg=$WORK/concurrent.seg
     i=0
     for l in $CONC_LANGS; do
         i=$((i + 1))
-        runner "$l" concurrent "$seg" "$i" "$CONC_N" "$#" | sed "s/^/$l $l /" >>"$RESULTS" &
+        runner "$l" concurrent "$seg" "$i" "$CONC_MS" "$#" | sed "s/^/$l $l /" >>"$RESULTS" &
     done
     wait
     ids=$(seq 1 $#)
     # shellcheck disable=SC2086
-    runner c concurrent-check "$seg" "$CONC_N" $ids | sed "s/^/c c /" >>"$RESULTS"
+    runner c concurrent-check "$seg" $ids | sed "s/^/c c /" >>"$RESULTS"
 fi
 
 # ---- the summary ----

@@ -6,7 +6,7 @@ conformance/scenarios/ and the golden files of conformance/golden/ through the
     runner.py write  SEGDIR SCENARIO.json...
     runner.py read   SEGDIR SCENARIO.json...
     runner.py golden GOLDENDIR
-    runner.py concurrent SEG ID N WORKERS
+    runner.py concurrent SEG ID MS WORKERS
 
 Idiomatic Python answers are translated to the scenario's error names here,
 and only here (conformance/README.md, "Errors"): a commy.Error carries its
@@ -505,27 +505,36 @@ def golden(gdir):
                 report(False, "golden", name, "%s: %s" % (type(e).__name__, e))
 
 
-STRIDE = 1000000
+STRIDE = 100000000
 
 
-def concurrent(path, wid, n, workers):
+def concurrent(path, wid, ms, workers):
+    """As runner_c's worker: after every worker checks in, push wid * STRIDE + i
+    and add 1 to the box for ms milliseconds, then record the count."""
     try:
         with commy.Segment(path) as seg:
             q = seg.deque("conc_queue", commy.i64)
             count = seg.box("conc_count", commy.i64)
             ready = seg.box("conc_ready", commy.i64)
-            # Start together with the other languages' workers (see runner_c.c).
+            pushed = seg.box("conc_pushed_%d" % wid, commy.i64, open="new")
             ready.fetch_add(1)
             deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
+            while True:
                 seen = ready.version
                 if ready.value >= workers:
                     break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("only %d of %d workers checked in within 30 s" % (ready.value, workers))
                 ready.wait_change(seen, 0.1)
-            for i in range(n):
-                q.append(wid * STRIDE + i)
+            i = 0
+            end = time.monotonic() + ms / 1000.0
+            base = wid * STRIDE
+            while time.monotonic() < end:
+                q.append(base + i)
                 count.fetch_add(1)
-            for c in (q, count, ready):
+                i += 1
+            pushed.value = i
+            for c in (q, count, ready, pushed):
                 c.close()
         report(True, "concurrent", "python")
     except Exception as e:

@@ -6,7 +6,7 @@
 //   runner_cs write  SEGDIR SCENARIO.json...
 //   runner_cs read   SEGDIR SCENARIO.json...
 //   runner_cs golden GOLDENDIR
-//   runner_cs concurrent SEG ID N WORKERS
+//   runner_cs concurrent SEG ID MS WORKERS
 //
 // Idiomatic .NET answers are translated to the scenario's error names here,
 // and only here (conformance/README.md, "Errors"): a CommyException (also as
@@ -680,9 +680,11 @@ static class Runner
         }
     }
 
-    const long Stride = 1000000;
+    const long Stride = 100000000;
 
-    static void Concurrent(string path, long id, int n, int workers)
+    /// <summary>As runner_c's worker: after every worker checks in, push
+    /// id * Stride + i and add 1 to the box for ms milliseconds, then record the count.</summary>
+    static void Concurrent(string path, long id, int ms, int workers)
     {
         try
         {
@@ -690,20 +692,25 @@ static class Runner
             using Deque<long> q = seg.OpenDeque<long>("conc_queue");
             using Box<long> count = seg.OpenBox<long>("conc_count");
             using Box<long> ready = seg.OpenBox<long>("conc_ready");
-            // Start together with the other languages' workers (see runner_c.c).
+            using Box<long> pushed = seg.OpenBox<long>($"conc_pushed_{id}", null, OpenMode.CreateNew);
             ready.FetchAdd(1);
             long deadline = Environment.TickCount64 + 30000;
-            while (Environment.TickCount64 < deadline)
+            while (true)
             {
                 uint seen = ready.Version;
                 if (ready.Value >= workers) break;
+                if (Environment.TickCount64 > deadline)
+                    throw new TimeoutException($"only {ready.Value} of {workers} workers checked in within 30 s");
                 ready.WaitChange(seen, TimeSpan.FromMilliseconds(100));
             }
-            for (int i = 0; i < n; i++)
+            long i = 0;
+            long end = Environment.TickCount64 + ms;
+            for (; Environment.TickCount64 < end; i++)
             {
                 q.PushBack(id * Stride + i);
                 count.FetchAdd(1);
             }
+            pushed.Value = i;
             Report(true, "concurrent", "csharp");
         }
         catch (Exception e)
@@ -724,7 +731,7 @@ static class Runner
                 int.Parse(args[4], CultureInfo.InvariantCulture));
         else
         {
-            Console.Error.WriteLine("usage: runner_cs write|read SEGDIR SCENARIO.json... | golden GOLDENDIR | concurrent SEG ID N WORKERS");
+            Console.Error.WriteLine("usage: runner_cs write|read SEGDIR SCENARIO.json... | golden GOLDENDIR | concurrent SEG ID MS WORKERS");
             return 2;
         }
         return _failed ? 1 : 0;
