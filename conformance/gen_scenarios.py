@@ -181,14 +181,18 @@ def deque(t):
 
 def keys_for(t, ordered):
     ks = list(SAMPLES[t])
-    if t in ("f32", "f64") and not ordered:
-        ks.append(math.nan)  # NaN keys are one canonical key in hash containers
+    if t in ("f32", "f64"):
+        ks.append(math.nan)  # every NaN is one canonical key, ordered after +inf
     return ks
 
 
 def sort_key(t, v):
+    """The type's order (docs/format.md): bytewise for str and bytes, by value
+    for numbers with -inf < ... < -0.0 == 0.0 < ... < +inf < NaN."""
     if t == "str":
         return v.encode()
+    if t in ("f32", "f64"):
+        return (1, 0.0) if math.isnan(v) else (0, v)
     return v
 
 
