@@ -105,6 +105,33 @@ for l in $LANGS; do
     runner "$l" golden "$HERE/golden" | sed "s/^/$l $l /" >>"$RESULTS"
 done
 
+# ---- negative control: a golden file with one stored byte changed must fail in every language ----
+CTRL=$WORK/golden-altered
+cp -r "$HERE/golden" "$CTRL"
+chmod u+w "$CTRL"/*
+if python3 - "$CTRL/v1_small.seg" <<'PYEOF'
+import sys
+p = sys.argv[1]
+data = bytearray(open(p, "rb").read())
+i = data.find(b"hello")  # the value of v1_small's str "greeting"
+if i < 0 or data.find(b"hello", i + 1) >= 0:
+    sys.exit(1)
+data[i] = ord("j")
+open(p, "wb").write(data)
+PYEOF
+then
+    for l in $LANGS; do
+        if broken "$l"; then continue; fi
+        if runner "$l" golden "$CTRL" | grep -q "^FAIL golden v1_small"; then
+            echo "$l $l PASS golden-control v1_small (an altered value was caught)" >>"$RESULTS"
+        else
+            echo "$l $l FAIL golden-control v1_small: a changed byte in a golden file went unnoticed" >>"$RESULTS"
+        fi
+    done
+else
+    echo "c c FAIL golden-control v1_small: \"hello\" is not stored exactly once in v1_small.seg" >>"$RESULTS"
+fi
+
 # ---- concurrency across languages: every language's worker pushes to one deque and counts in one box ----
 CONC_LANGS=""
 for l in $LANGS; do broken "$l" || CONC_LANGS="$CONC_LANGS $l"; done
