@@ -1,0 +1,290 @@
+/* The server's JSON configuration. Every field is checked; a bad one is
+ * refused at start with its path in the message ("tenants[0].auth.api_keys"). */
+#include "server.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int bad(char *err, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > COMMY_WIRE_NAME_MAX || s[0] == '.') return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' ||
+              *s == '-' || *s == '.'))
+            return 0;
+    return 1;
+}
+
+/* An optional integer field within [lo, hi]; absent keeps *dst. */
+static int opt_int(const cJSON *obj, const char *key, const char *path, int *dst, int lo, int hi, char *err, size_t cap)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!j) return 0;
+    if (!cJSON_IsNumber(j) || j->valuedouble != (double)(long long)j->valuedouble || j->valuedouble < lo ||
+        j->valuedouble > hi)
+        return bad(err, cap, "%s.%s must be an integer from %d to %d", path, key, lo, hi);
+    *dst = (int)j->valuedouble;
+    return 0;
+}
+
+static int opt_str(const cJSON *obj, const char *key, const char *path, char *dst, size_t dcap, int required,
+                   char *err, size_t cap)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!j) return required ? bad(err, cap, "%s.%s is required", path, key) : 0;
+    if (!cJSON_IsString(j) || !j->valuestring[0] || strlen(j->valuestring) >= dcap)
+        return bad(err, cap, "%s.%s must be a non-empty string shorter than %zu bytes", path, key, dcap);
+    memcpy(dst, j->valuestring, strlen(j->valuestring) + 1);
+    return 0;
+}
+
+static const char *const known_scopes[] = {"read", "write", "admin", NULL};
+
+static int scopes_ok(const char *scope)
+{
+    for (int i = 0; known_scopes[i]; i++)
+        if (strcmp(scope, known_scopes[i]) == 0) return 1;
+    /* service:NAME:read / service:NAME:write */
+    if (strncmp(scope, "service:", 8) != 0) return 0;
+    const char *colon = strrchr(scope, ':');
+    if (colon == scope + 7) return 0;
+    char svc[SRV_NAME_MAX];
+    size_t n = (size_t)(colon - (scope + 8));
+    if (n == 0 || n >= sizeof svc) return 0;
+    memcpy(svc, scope + 8, n);
+    svc[n] = '\0';
+    return name_ok(svc) && (strcmp(colon + 1, "read") == 0 || strcmp(colon + 1, "write") == 0);
+}
+
+static int load_tenant(srv_tenant_conf *t, const cJSON *j, int idx, char *err, size_t cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "tenants[%d]", idx);
+    if (!cJSON_IsObject(j)) return bad(err, cap, "%s must be an object", path);
+    if (opt_str(j, "name", path, t->name, sizeof t->name, 1, err, cap)) return -1;
+    if (!name_ok(t->name)) return bad(err, cap, "%s.name must be 1-63 bytes of [A-Za-z0-9_.-]", path);
+    const cJSON *auth = cJSON_GetObjectItemCaseSensitive(j, "auth");
+    if (!cJSON_IsObject(auth)) return bad(err, cap, "%s.auth must be an object", path);
+    char apath[80];
+    snprintf(apath, sizeof apath, "%s.auth", path);
+    char mode[32] = "server_managed";
+    if (opt_str(auth, "mode", apath, mode, sizeof mode, 0, err, cap)) return -1;
+    if (strcmp(mode, "server_managed") != 0)
+        return bad(err, cap, "%s.mode '%s' is not supported by this server yet (only \"server_managed\")", apath, mode);
+    t->token_lifetime_s = 3600;
+    if (opt_int(auth, "token_lifetime_s", apath, &t->token_lifetime_s, 1, 30 * 24 * 3600, err, cap)) return -1;
+    const cJSON *keys = cJSON_GetObjectItemCaseSensitive(auth, "api_keys");
+    if (keys && !cJSON_IsArray(keys)) return bad(err, cap, "%s.api_keys must be an array", apath);
+    int nk = cJSON_GetArraySize(keys);
+    t->keys = calloc((size_t)nk + 1, sizeof *t->keys);
+    if (!t->keys) return bad(err, cap, "out of memory");
+    for (int i = 0; i < nk; i++) {
+        const cJSON *k = cJSON_GetArrayItem(keys, i);
+        srv_key_conf *kc = &t->keys[t->nkeys++];
+        char kpath[128];
+        snprintf(kpath, sizeof kpath, "%s.api_keys[%d]", apath, i);
+        if (!cJSON_IsObject(k)) return bad(err, cap, "%s must be an object", kpath);
+        if (opt_str(k, "id", kpath, kc->id, sizeof kc->id, 1, err, cap)) return -1;
+        if (!name_ok(kc->id) || strchr(kc->id, '.')) return bad(err, cap, "%s.id must be [A-Za-z0-9_-], no dots", kpath);
+        if (opt_str(k, "hash", kpath, kc->hash, sizeof kc->hash, 1, err, cap)) return -1;
+        if (strncmp(kc->hash, "pbkdf2-sha256$", 14) != 0)
+            return bad(err, cap, "%s.hash must be a pbkdf2-sha256$... hash (make one with commy-server --hash-key)", kpath);
+        snprintf(kc->client_id, sizeof kc->client_id, "%s", kc->id);
+        if (opt_str(k, "client_id", kpath, kc->client_id, sizeof kc->client_id, 0, err, cap)) return -1;
+        if (!name_ok(kc->client_id)) return bad(err, cap, "%s.client_id must be 1-63 bytes of [A-Za-z0-9_.-]", kpath);
+        const cJSON *sc = cJSON_GetObjectItemCaseSensitive(k, "scopes");
+        if (!cJSON_IsArray(sc)) return bad(err, cap, "%s.scopes must be an array of strings", kpath);
+        const cJSON *s;
+        cJSON_ArrayForEach(s, sc)
+        {
+            if (!cJSON_IsString(s) || !scopes_ok(s->valuestring))
+                return bad(err, cap, "%s.scopes: '%s' is not a scope (read, write, admin, service:NAME:read|write)",
+                           kpath, cJSON_IsString(s) ? s->valuestring : "?");
+            size_t used = strlen(kc->scopes);
+            if (used + strlen(s->valuestring) + 2 > sizeof kc->scopes) return bad(err, cap, "%s.scopes is too long", kpath);
+            snprintf(kc->scopes + used, sizeof kc->scopes - used, "%s%s", used ? " " : "", s->valuestring);
+        }
+    }
+    const cJSON *svcs = cJSON_GetObjectItemCaseSensitive(j, "services");
+    if (svcs && !cJSON_IsArray(svcs)) return bad(err, cap, "%s.services must be an array", path);
+    int ns = cJSON_GetArraySize(svcs);
+    t->services = calloc((size_t)ns + 1, sizeof *t->services);
+    if (!t->services) return bad(err, cap, "out of memory");
+    for (int i = 0; i < ns; i++) {
+        const cJSON *s = cJSON_GetArrayItem(svcs, i);
+        srv_service_conf *sc = &t->services[t->nservices++];
+        char spath[96];
+        snprintf(spath, sizeof spath, "%s.services[%d]", path, i);
+        if (!cJSON_IsObject(s)) return bad(err, cap, "%s must be an object", spath);
+        if (opt_str(s, "name", spath, sc->name, sizeof sc->name, 1, err, cap)) return -1;
+        if (!name_ok(sc->name)) return bad(err, cap, "%s.name must be 1-63 bytes of [A-Za-z0-9_.-]", spath);
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(s, "persistent");
+        if (p && !cJSON_IsBool(p)) return bad(err, cap, "%s.persistent must be true or false", spath);
+        sc->persistent = cJSON_IsTrue(p);
+    }
+    return 0;
+}
+
+static void defaults(srv_config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->address, sizeof c->address, "127.0.0.1");
+    c->port = 8443;
+    c->max_connections = 1024;
+    c->max_message_bytes = 1 << 20;
+    c->outbound_queue_cap = 1024;
+    c->ping_interval_s = 30;
+    c->stall_timeout_s = 30;
+}
+
+int srv_config_load(srv_config *c, const char *file, char *err, size_t cap)
+{
+    defaults(c);
+    FILE *f = fopen(file, "r");
+    if (!f) return bad(err, cap, "cannot read the configuration %s: %s", file, strerror(errno));
+    char *text = NULL;
+    size_t len = 0, got;
+    char buf[4096];
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0) {
+        if (len + got > (4u << 20)) {
+            fclose(f);
+            free(text);
+            return bad(err, cap, "the configuration %s is larger than 4 MiB", file);
+        }
+        char *t = realloc(text, len + got + 1);
+        if (!t) break;
+        text = t;
+        memcpy(text + len, buf, got);
+        len += got;
+    }
+    fclose(f);
+    const char *end = NULL;
+    cJSON *root = text ? cJSON_ParseWithLengthOpts(text, len, &end, 0) : NULL;
+    if (!root) {
+        int r = bad(err, cap, "the configuration %s is not valid JSON (near byte %ld)", file,
+                    text && end ? (long)(end - text) : 0L);
+        free(text);
+        return r;
+    }
+    free(text);
+    int rc = -1;
+    if (!cJSON_IsObject(root)) {
+        bad(err, cap, "the configuration must be a JSON object");
+        goto out;
+    }
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(root, "listen");
+    if (l) {
+        if (!cJSON_IsObject(l)) { bad(err, cap, "listen must be an object"); goto out; }
+        if (opt_str(l, "address", "listen", c->address, sizeof c->address, 0, err, cap)) goto out;
+        if (opt_int(l, "port", "listen", &c->port, 0, 65535, err, cap)) goto out;
+    }
+    const cJSON *tls = cJSON_GetObjectItemCaseSensitive(root, "tls");
+    if (tls) {
+        if (!cJSON_IsObject(tls)) { bad(err, cap, "tls must be an object"); goto out; }
+        if (opt_str(tls, "cert", "tls", c->cert, sizeof c->cert, 1, err, cap)) goto out;
+        if (opt_str(tls, "key", "tls", c->key, sizeof c->key, 1, err, cap)) goto out;
+        if (opt_str(tls, "client_ca", "tls", c->client_ca, sizeof c->client_ca, 0, err, cap)) goto out;
+        if (access(c->cert, R_OK) != 0) { bad(err, cap, "tls.cert: cannot read %s", c->cert); goto out; }
+        if (access(c->key, R_OK) != 0) { bad(err, cap, "tls.key: cannot read %s", c->key); goto out; }
+        if (c->client_ca[0] && access(c->client_ca, R_OK) != 0) { bad(err, cap, "tls.client_ca: cannot read %s", c->client_ca); goto out; }
+    }
+    if (opt_str(root, "data_root", "config", c->data_root, sizeof c->data_root, 1, err, cap)) goto out;
+    const cJSON *lim = cJSON_GetObjectItemCaseSensitive(root, "limits");
+    if (lim) {
+        int mm = (int)c->max_message_bytes;
+        if (!cJSON_IsObject(lim)) { bad(err, cap, "limits must be an object"); goto out; }
+        if (opt_int(lim, "max_connections", "limits", &c->max_connections, 1, 100000, err, cap) ||
+            opt_int(lim, "max_message_bytes", "limits", &mm, 256, 64 << 20, err, cap) ||
+            opt_int(lim, "outbound_queue_cap", "limits", &c->outbound_queue_cap, 1, 1000000, err, cap) ||
+            opt_int(lim, "ping_interval_s", "limits", &c->ping_interval_s, 1, 3600, err, cap) ||
+            opt_int(lim, "stall_timeout_s", "limits", &c->stall_timeout_s, 1, 3600, err, cap))
+            goto out;
+        c->max_message_bytes = (size_t)mm;
+    }
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(root, "tenants");
+    if (!cJSON_IsArray(ts) || cJSON_GetArraySize(ts) == 0) {
+        bad(err, cap, "tenants must be a non-empty array");
+        goto out;
+    }
+    c->tenants = calloc((size_t)cJSON_GetArraySize(ts), sizeof *c->tenants);
+    if (!c->tenants) { bad(err, cap, "out of memory"); goto out; }
+    const cJSON *t;
+    cJSON_ArrayForEach(t, ts)
+    {
+        if (load_tenant(&c->tenants[c->ntenants], t, c->ntenants, err, cap)) { c->ntenants++; goto out; }
+        for (int i = 0; i < c->ntenants; i++)
+            if (strcmp(c->tenants[i].name, c->tenants[c->ntenants].name) == 0) {
+                bad(err, cap, "tenants[%d].name '%s' is used twice", c->ntenants, c->tenants[i].name);
+                c->ntenants++;
+                goto out;
+            }
+        c->ntenants++;
+    }
+    rc = 0;
+out:
+    cJSON_Delete(root);
+    if (rc) srv_config_free(c);
+    return rc;
+}
+
+int srv_config_demo(srv_config *c, char *api_key, size_t akcap, char *err, size_t cap)
+{
+    defaults(c);
+    snprintf(c->data_root, sizeof c->data_root, "%s/commy-demo-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(c->data_root)) return bad(err, cap, "cannot make a temp data root: %s", strerror(errno));
+    snprintf(c->cert, sizeof c->cert, "%s/demo-cert.pem", c->data_root);
+    snprintf(c->key, sizeof c->key, "%s/demo-key.pem", c->data_root);
+    if (srv_auth_make_cert(c->cert, c->key, err, cap)) return -1;
+    c->tenants = calloc(1, sizeof *c->tenants);
+    srv_tenant_conf *t = c->tenants;
+    if (!t || !(t->keys = calloc(1, sizeof *t->keys)) || !(t->services = calloc(1, sizeof *t->services)))
+        return bad(err, cap, "out of memory");
+    c->ntenants = 1;
+    snprintf(t->name, sizeof t->name, "demo");
+    t->token_lifetime_s = 3600;
+    t->nkeys = 1;
+    snprintf(t->keys[0].id, sizeof t->keys[0].id, "demo");
+    snprintf(t->keys[0].client_id, sizeof t->keys[0].client_id, "demo");
+    snprintf(t->keys[0].scopes, sizeof t->keys[0].scopes, "read write admin");
+    char secret[65];
+    if (srv_auth_random_hex(secret, 24)) return bad(err, cap, "no randomness");
+    snprintf(api_key, akcap, "demo.%s", secret);
+    if (srv_auth_hash_secret(t->keys[0].hash, sizeof t->keys[0].hash, secret, 100000))
+        return bad(err, cap, "cannot hash the demo key");
+    t->nservices = 1;
+    snprintf(t->services[0].name, sizeof t->services[0].name, "demo");
+    return 0;
+}
+
+void srv_config_free(srv_config *c)
+{
+    for (int i = 0; c->tenants && i < c->ntenants; i++) {
+        free(c->tenants[i].keys);
+        free(c->tenants[i].services);
+    }
+    free(c->tenants);
+    c->tenants = NULL;
+    c->ntenants = 0;
+}
+
+const srv_tenant_conf *srv_config_tenant(const srv_config *c, const char *name)
+{
+    for (int i = 0; i < c->ntenants; i++)
+        if (strcmp(c->tenants[i].name, name) == 0) return &c->tenants[i];
+    return NULL;
+}

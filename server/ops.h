@@ -1,0 +1,30 @@
+/* Remote operations on a service's variables, applied with the core C API. */
+#ifndef COMMY_SERVER_OPS_H
+#define COMMY_SERVER_OPS_H
+
+#include "server.h"
+
+/* An open variable of any kind. */
+typedef struct srv_var {
+    uint32_t kind;
+    void *h;
+    commy_type kt, vt;
+} srv_var;
+
+/* Opens the existing variable name (COMMY_ENOTFOUND if there is none). */
+int srv_var_open(srv_var *out, commy_alloc *a, const char *name);
+void srv_var_close(srv_var *v);
+int srv_var_version(uint32_t *out, srv_var *v);
+int srv_var_wait(srv_var *v, uint32_t seen, int32_t timeout_ms);
+/* The push body for a change: "value" for box/str, "len" otherwise. */
+int srv_var_snapshot(cJSON *fields, srv_var *v);
+
+/* Applies a variable request (get ... range) to a. *result receives the
+ * reply's result object. On failure returns the code with a sentence in msg. */
+int srv_ops_apply(cJSON **result, commy_alloc *a, const commy_wire_request *r, char *msg, size_t cap);
+/* 1 if the op writes. */
+int srv_ops_writes(commy_wire_op op);
+/* Copies every root of src into dst (empty), root by root, with the C API. */
+int srv_ops_copy(commy_alloc *dst, commy_alloc *src, char *msg, size_t cap);
+
+#endif
