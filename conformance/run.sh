@@ -122,7 +122,7 @@ PYEOF
 then
     for l in $LANGS; do
         if broken "$l"; then continue; fi
-        if runner "$l" golden "$CTRL" | grep -q "^FAIL golden v1_small"; then
+        if runner "$l" golden "$CTRL" | grep "^FAIL golden v1_small" >/dev/null; then
             echo "$l $l PASS golden-control v1_small (an altered value was caught)" >>"$RESULTS"
         else
             echo "$l $l FAIL golden-control v1_small: a changed byte in a golden file went unnoticed" >>"$RESULTS"
@@ -160,8 +160,9 @@ for line in open(results, encoding="utf-8", errors="replace"):
     if len(parts) < 5 or parts[2] not in ("PASS", "FAIL"):
         continue
     w, r, verdict, phase, rest = parts
-    name, _, why = rest.partition(": ")
     ok = verdict == "PASS"
+    # Only a FAIL line carries ": why"; a PASS line's name may contain ": " itself.
+    name, why = (rest, "") if ok else rest.partition(": ")[::2]
     if phase == "write":
         writes[(w, name)] = (ok, why)
     elif phase == "read":
