@@ -974,6 +974,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     switch (reason) {
     case LWS_CALLBACK_HTTP: {
         const char *uri = in;
+        if (!p) return -1;
         if (!uri || strcmp(uri, "/metrics") != 0) {
             lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
             return lws_http_transaction_completed(wsi) ? -1 : 0;
@@ -990,7 +991,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     }
     case LWS_CALLBACK_HTTP_WRITEABLE: {
-        if (!p->body) return -1;
+        if (!p || !p->body) return -1;
         unsigned char *b = malloc(LWS_PRE + p->body_len);
         if (!b) return -1;
         memcpy(b + LWS_PRE, p->body, p->body_len);
@@ -1002,10 +1003,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return lws_http_transaction_completed(wsi) ? -1 : 0;
     }
     case LWS_CALLBACK_CLOSED_HTTP:
-        free(p->body);
-        p->body = NULL;
+        if (p) { /* NULL when the peer left before sending a request */
+            free(p->body);
+            p->body = NULL;
+        }
         break;
     case LWS_CALLBACK_ESTABLISHED: {
+        if (!p) return -1;
         conn *c = calloc(1, sizeof *c);
         if (!c) return -1;
         c->wsi = wsi;
@@ -1029,7 +1033,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         break;
     }
     case LWS_CALLBACK_CLOSED: {
-        conn *c = p->c;
+        conn *c = p ? p->c : NULL;
         if (!c) break;
         pthread_mutex_lock(&S.lock);
         close_all(c);
@@ -1048,7 +1052,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         break;
     }
     case LWS_CALLBACK_RECEIVE: {
-        conn *c = p->c;
+        conn *c = p ? p->c : NULL;
         if (!c) return -1;
         if (lws_is_first_fragment(wsi)) {
             c->rxlen = 0;
@@ -1091,7 +1095,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         break;
     }
     case LWS_CALLBACK_SERVER_WRITEABLE: {
-        conn *c = p->c;
+        conn *c = p ? p->c : NULL;
         if (!c) return -1;
         pthread_mutex_lock(&S.lock);
         c->want_write = 0;

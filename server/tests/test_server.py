@@ -1,0 +1,599 @@
+"""End-to-end tests of commy-server: a real server process on loopback,
+driven over WSS by the standard-library client in wsclient.py.
+usage: test_server.py BUILD_DIR [test-name ...]"""
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.request
+
+import wsclient
+from wsclient import WS, Closed, i64
+
+BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
+SERVER = os.path.join(BUILD, "server", "commy-server")
+LOCAL_WRITER = os.path.join(BUILD, "server", "local_writer")
+
+_hash_cache = {}
+
+
+def hash_key(secret):
+    if secret not in _hash_cache:
+        _hash_cache[secret] = subprocess.check_output([SERVER, "--hash-key", secret], text=True).strip()
+    return _hash_cache[secret]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+KEYS = {
+    # key id: (secret, scopes, client id)
+    "admin": ("s3cret-admin", ["read", "write", "admin"], "root"),
+    "alice": ("s3cret-alice", ["read", "write"], "alice"),
+    "bob": ("s3cret-bob", ["read", "write"], "bob"),
+    "reader": ("s3cret-reader", ["read"], "reader"),
+    "onlyb": ("s3cret-onlyb", ["service:b:read", "service:b:write"], "onlyb"),
+}
+
+
+class Server:
+    """A commy-server with a fresh data root, tenants 'acme' and 'other'."""
+
+    def __init__(self, lifetime=3600, limits=None, data_root=None):
+        self.dir = data_root or tempfile.mkdtemp(prefix="commy-srv-test-")
+        self.port = free_port()
+        self.cert = os.path.join(self.dir, "cert.pem")
+        self.key = os.path.join(self.dir, "key.pem")
+        if not os.path.exists(self.cert):
+            subprocess.check_call(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                                   "-nodes", "-keyout", self.key, "-out", self.cert, "-days", "2", "-subj",
+                                   "/CN=localhost"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cfg = {
+            "listen": {"address": "127.0.0.1", "port": self.port},
+            "tls": {"cert": self.cert, "key": self.key},
+            "data_root": os.path.join(self.dir, "data"),
+            "limits": dict({"max_message_bytes": 65536, "outbound_queue_cap": 256, "ping_interval_s": 5,
+                            "stall_timeout_s": 3}, **(limits or {})),
+            "tenants": [
+                {"name": "acme",
+                 "auth": {"mode": "server_managed", "token_lifetime_s": lifetime,
+                          "api_keys": [{"id": k, "hash": hash_key(v[0]), "scopes": v[1], "client_id": v[2]}
+                                       for k, v in KEYS.items()]},
+                 "services": [{"name": "a"}, {"name": "b"}, {"name": "keep", "persistent": True}]},
+                {"name": "other",
+                 "auth": {"api_keys": [{"id": "eve", "hash": hash_key("s3cret-eve"), "scopes": ["read", "write", "admin"]}]},
+                 "services": [{"name": "x"}]},
+            ],
+        }
+        self.config = os.path.join(self.dir, "config.json")
+        with open(self.config, "w") as f:
+            json.dump(cfg, f)
+        self.start()
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "server.log"), "a")
+        self.proc = subprocess.Popen([SERVER, "--config", self.config], stdout=self.log, stderr=self.log)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("server exited: see " + self.log.name)
+                time.sleep(0.05)
+        raise RuntimeError("server did not start")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.log.close()
+
+    def client(self, tenant="acme", key="admin"):
+        w = WS(self.port, cafile=self.cert)
+        if key:
+            secret = "s3cret-" + key
+            r = w.request("authenticate", tenant=tenant, api_key="%s.%s" % (key, secret))
+            assert r["ok"], r
+            w.token = r["result"]["token"]
+        return w
+
+    def metrics(self):
+        ctx = ssl.create_default_context(cafile=self.cert)
+        ctx.check_hostname = False
+        with urllib.request.urlopen("https://127.0.0.1:%d/metrics" % self.port, context=ctx, timeout=5) as r:
+            text = r.read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.split()
+                out[k] = float(v)
+        return out
+
+    def cleanup(self):
+        if self.proc.poll() is None:
+            self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def err(r):
+    assert not r["ok"], r
+    return r["error"]["code"]
+
+
+def ok(r):
+    assert r["ok"], r
+    return r["result"]
+
+
+# ---------------------------------------------------------------- tests
+
+def test_auth_success_and_failure(s):
+    w = s.client(key=None)
+    assert err(w.request("list_services")) == "EAUTH"  # before authentication
+    assert err(w.request("authenticate", tenant="acme", api_key="alice.wrong")) == "EAUTH"
+    assert err(w.request("authenticate", tenant="acme", api_key="nobody.s3cret-alice")) == "EAUTH"
+    assert err(w.request("authenticate", tenant="nosuch", api_key="alice.s3cret-alice")) == "EAUTH"
+    assert err(w.request("authenticate", tenant="other", api_key="alice.s3cret-alice")) == "EAUTH"
+    assert err(w.request("list_services")) == "EAUTH"
+    r = ok(w.request("authenticate", tenant="acme", api_key="alice.s3cret-alice"))
+    assert len(r["token"]) == 64 and r["client_id"] == "alice" and sorted(r["permissions"]) == ["read", "write"]
+    assert r["expires_at"] > time.time() + 3000
+    names = [x["name"] for x in ok(w.request("list_services"))["services"]]
+    assert names == ["a", "b", "keep"], names
+    assert s.metrics()["commy_auth_failures_total"] >= 4
+    # tokens are stored hashed: the clear token is nowhere in the store
+    db = open(os.path.join(s.dir, "data", "commy-server.db"), "rb").read()
+    assert r["token"].encode() not in db and b"s3cret-alice" not in db
+
+
+def test_malformed_input(s):
+    bystander = s.client()
+    ok(bystander.request("open_service", service="a", mode="remote"))
+    w = s.client()
+    cases = [
+        (b"not json", "EPROTO"),
+        (b"[1,2,3]", "EPROTO"),
+        (b'{"v":1,"op":"get"}', "EPROTO"),
+        (b'{"v":9,"id":1,"op":"get"}', "EPROTO"),
+        (b'{"v":1,"id":2,"op":"explode"}', "EUNKNOWNOP"),
+        (b'{"v":1,"id":3,"op":42}', "EINVAL"),
+        (b'{"v":1,"id":4,"op":"get","service":7,"var":"x"}', "EINVAL"),
+        (b'{"v":1,"id":5,"op":"get","service":"a","var":"bad name!"}', "EINVAL"),
+        (b'{"v":1,"id":6,"op":"set","service":"a","var":"x","kind":"box","value":{"t":"i64","v":12}}', "EINVAL"),
+        (b'{"v":1,"id":7,"op":"set","service":"a","var":"x","kind":"box","value":{"t":"nope","v":1}}', "EINVAL"),
+        (b'{"v":1,"id":8,"op":"set","service":"a","var":"x","kind":"box","value":{"t":"u8","v":256}}', "ERANGE"),
+        (b'{"v":1,"id":9,"op":"open_service","service":"a","mode":"sideways"}', "EINVAL"),
+        (b'{"v":1,"id":10,"op":"get","service":"a","var":"x","index":"abc"}', "EINVAL"),
+        ('{"v":1,"id":11,"op":"get","service":"\u00e9","var":"x"}'.encode(), "EINVAL"),
+        (b"\xff\xfe{", "EPROTO"),
+        (b"{" * 5000, "EPROTO"),
+    ]
+    for frame, code in cases:
+        w.send_text(frame)
+        r = w.recv()
+        assert err(r) == code, (frame[:60], r)
+    w.send_frame(2, b"\x00\x01binary")
+    assert err(w.recv()) == "EPROTO"
+    # type mismatch against the stored variable
+    ok(w.request("open_service", service="a", mode="remote"))
+    ok(w.request("set", service="a", var="n", kind="box", value=i64(1)))
+    assert err(w.request("set", service="a", var="n", value={"t": "str", "v": "x"})) == "ETYPE"
+    assert err(w.request("get", service="a", var="missing")) == "ENOTFOUND"
+    # fragmented frame assembled, then an oversized one closes with 1009
+    w.send_frame(1, b'{"v":1,"id":50,', fin=False)
+    w.send_frame(0, b'"op":"list_services"}')
+    assert w.recv()["id"] == 50
+    w.send_text(b'{"v":1,"id":99,"op":"get","pad":"' + b"x" * 70000 + b'"}')
+    assert err(w.recv()) == "ETOOBIG"
+    try:
+        w.recv()
+        assert False, "the connection should close"
+    except Closed:
+        assert w.close_code == 1009, w.close_code
+    # the server still serves everyone else
+    assert ok(bystander.request("len", service="a", var="n"))["len"] == "1"
+
+
+def test_permissions_per_op(s):
+    admin = s.client()
+    ok(admin.request("open_service", service="a", mode="remote"))
+    ok(admin.request("set", service="a", var="v", kind="box", value=i64(3)))
+    r = s.client(key="reader")
+    ok(r.request("open_service", service="a", mode="remote"))
+    assert ok(r.request("get", service="a", var="v"))["value"] == i64(3)
+    ok(r.request("subscribe", service="a", var="v"))
+    for op, extra in [("set", {"value": i64(4)}), ("push", {"value": i64(1)}), ("pop", {}),
+                      ("add", {"key": i64(1)}), ("remove", {"key": i64(1)})]:
+        assert err(r.request(op, service="a", var="v", **extra)) == "EFORBIDDEN", op
+    assert err(r.request("open_service", service="a", mode="local")) == "EFORBIDDEN"
+    assert err(r.request("create_service", service="new")) == "EFORBIDDEN"
+    assert err(r.request("delete_service", service="b")) == "EFORBIDDEN"
+    assert err(r.request("revoke_client", client_id="alice")) == "EFORBIDDEN"
+    # a per-service scope: b only
+    o = s.client(key="onlyb")
+    assert [x["name"] for x in ok(o.request("list_services"))["services"]] == ["b"]
+    assert err(o.request("open_service", service="a", mode="remote")) == "EFORBIDDEN"
+    ok(o.request("open_service", service="b", mode="remote"))
+    ok(o.request("set", service="b", var="w", kind="str", value={"t": "str", "v": "hi"}))
+    # admin ops work for admin
+    ok(admin.request("create_service", service="fresh"))
+    assert err(admin.request("create_service", service="fresh")) == "EEXISTS"
+    ok(admin.request("delete_service", service="fresh"))
+    assert err(admin.request("delete_service", service="fresh")) == "ENOTFOUND"
+
+
+def test_cross_tenant_refused(s):
+    eve = s.client(tenant="other", key="eve")
+    missing = eve.request("open_service", service="nosuch", mode="remote")
+    theirs = eve.request("open_service", service="a", mode="remote")  # acme's service
+    assert err(missing) == err(theirs) == "ENOTFOUND"
+    assert missing["error"]["message"].replace("nosuch", "?") == theirs["error"]["message"].replace("'a'", "'?'")
+    assert [x["name"] for x in ok(eve.request("list_services"))["services"]] == ["x"]
+    assert err(eve.request("delete_service", service="a")) == "ENOTFOUND"
+    ok(eve.request("revoke_client", client_id="alice"))  # names no one in tenant 'other'
+    alice = s.client(key="alice")
+    ok(alice.request("list_services"))  # alice of acme was not touched
+
+
+def test_every_container_kind(s):
+    w = s.client()
+    ok(w.request("open_service", service="a", mode="remote"))
+    S = dict(service="a")
+    ok(w.request("push", var="vec", kind="vec", value={"t": "f64", "v": 1.5}, **S))
+    ok(w.request("push", var="vec", value={"t": "f64", "v": "-inf"}, **S))
+    ok(w.request("set", var="vec", index=0, value={"t": "f64", "v": "-0"}, **S))
+    assert ok(w.request("get", var="vec", index=0, **S))["value"] == {"t": "f64", "v": "-0"}
+    assert err(w.request("get", var="vec", index=5, **S)) == "ERANGE"
+    assert ok(w.request("pop", var="vec", **S))["value"] == {"t": "f64", "v": "-inf"}
+    assert ok(w.request("len", var="vec", **S)) == {"len": "1", "kind": "vec"}
+    ok(w.request("push", var="dq", kind="deque", value={"t": "u64", "v": "18446744073709551615"}, **S))
+    ok(w.request("push", var="dq", end="front", value={"t": "u64", "v": "7"}, **S))
+    assert ok(w.request("pop", var="dq", end="front", **S))["value"]["v"] == "7"
+    assert ok(w.request("pop", var="dq", **S))["value"]["v"] == "18446744073709551615"
+    assert err(w.request("pop", var="dq", **S)) == "EEMPTY"
+    ok(w.request("set", var="m", kind="map", key={"t": "str", "v": "k"}, value={"t": "bytes", "v": "AAEC"}, **S))
+    assert ok(w.request("get", var="m", key={"t": "str", "v": "k"}, **S))["value"] == {"t": "bytes", "v": "AAEC"}
+    assert ok(w.request("contains", var="m", key={"t": "str", "v": "k"}, **S))["present"] is True
+    ok(w.request("remove", var="m", key={"t": "str", "v": "k"}, **S))
+    assert err(w.request("get", var="m", key={"t": "str", "v": "k"}, **S)) == "ENOTFOUND"
+    assert ok(w.request("add", var="st", kind="set", key={"t": "i32", "v": -5}, **S))["added"] is True
+    assert ok(w.request("add", var="st", key={"t": "i32", "v": -5}, **S))["added"] is False
+    assert ok(w.request("contains", var="st", key={"t": "i32", "v": -5}, **S))["present"] is True
+    for k in range(10):
+        ok(w.request("set", var="om", kind="omap", key=i64(k * 10), value={"t": "bool", "v": k % 2 == 0}, **S))
+    r = ok(w.request("range", var="om", **{"from": i64(35)}, limit=3, **S))
+    assert [e[0]["v"] for e in r["entries"]] == ["40", "50", "60"] and r["more"] is True
+    assert r["entries"][0][1] == {"t": "bool", "v": True}
+    for k in [3, 1, 2]:
+        ok(w.request("add", var="os", kind="oset", key={"t": "blob[2]", "v": "AA" + "ABC"[k - 1] + "="}, **S))
+    r = ok(w.request("range", var="os", **S))
+    assert len(r["entries"]) == 3 and r["more"] is False
+    ok(w.request("set", var="s", kind="str", value={"t": "str", "v": "h\u00e9llo"}, **S))
+    assert ok(w.request("get", var="s", **S))["value"] == {"t": "str", "v": "h\u00e9llo"}
+    ok(w.request("set", var="bx", kind="box", value={"t": "blob[3]", "v": "AQID"}, **S))
+    assert ok(w.request("get", var="bx", **S))["value"] == {"t": "blob[3]", "v": "AQID"}
+
+
+def test_remote_set_seen_in_order(s):
+    subs = [s.client(key=k) for k in ("alice", "bob")]
+    writer = s.client()
+    ok(writer.request("open_service", service="a", mode="remote"))
+    ok(writer.request("set", service="a", var="ctr", kind="box", value=i64(0)))
+    for c in subs:
+        ok(c.request("open_service", service="a", mode="remote"))
+        ok(c.request("subscribe", service="a", var="ctr"))
+    for v in range(1, 101):
+        ok(writer.request("set", service="a", var="ctr", value=i64(v)))
+    for c in subs:
+        seen = []
+        while len(seen) < 100:
+            p = c.wait_push("changed", 5)
+            assert p is not None, "missing pushes after %r" % seen[-3:]
+            seen.append(int(p["value"]["v"]))
+        assert seen == list(range(1, 101)), seen[:10]
+
+
+def test_local_write_seen_remotely(s):
+    local = s.client(key="alice")
+    path = ok(local.request("open_service", service="b", mode="local"))["path"]
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert os.stat(os.path.dirname(path)).st_mode & 0o777 == 0o700
+    assert len(os.path.basename(path)) == 32 + len(".commy")
+    remote = s.client(key="bob")
+    ok(remote.request("open_service", service="b", mode="remote"))
+    ok(remote.request("set", service="b", var="temp", kind="box", value=i64(0)))
+    ok(remote.request("subscribe", service="b", var="temp"))
+    subprocess.check_call([LOCAL_WRITER, path, "temp"] + [str(v) for v in range(1, 11)])
+    seen = []
+    while not seen or seen[-1] != 10:
+        p = remote.wait_push("changed", 5)
+        assert p is not None, "local writes not pushed; saw %r" % seen
+        seen.append(int(p["value"]["v"]))
+    assert seen == sorted(seen) and len(set(seen)) == len(seen), seen
+
+
+def test_local_refused_to_non_local_or_unauthorised(s):
+    # the reader lacks write; over loopback only the permission can refuse here
+    r = s.client(key="reader")
+    assert err(r.request("open_service", service="a", mode="local")) == "EFORBIDDEN"
+    o = s.client(key="onlyb")
+    assert err(o.request("open_service", service="a", mode="local")) == "EFORBIDDEN"
+
+
+def test_last_client_deletes_file(s):
+    c1, c2 = s.client(key="alice"), s.client(key="bob")
+    path = ok(c1.request("open_service", service="a", mode="local"))["path"]
+    assert ok(c2.request("open_service", service="a", mode="local"))["path"] == path
+    c1.close()
+    time.sleep(0.5)
+    assert os.path.exists(path), "deleted while a client still had it open"
+    ok(c2.request("close_service", service="a"))
+    assert not os.path.exists(path)
+    # a persistent service keeps its file and data
+    c3 = s.client()
+    p2 = ok(c3.request("open_service", service="keep", mode="local"))["path"]
+    ok(c3.request("set", service="keep", var="k", kind="box", value=i64(77)))
+    c3.close()
+    time.sleep(0.5)
+    assert os.path.exists(p2)
+    c4 = s.client()
+    ok(c4.request("open_service", service="keep", mode="remote"))
+    assert ok(c4.request("get", service="keep", var="k"))["value"] == i64(77)
+
+
+def test_killed_client_cleaned_up(s):
+    c = s.client(key="alice")
+    path = ok(c.request("open_service", service="b", mode="local"))["path"]
+    c.sock.shutdown(socket.SHUT_RDWR)  # vanish without a close frame
+    c.close()
+    deadline = time.time() + 5
+    while os.path.exists(path) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not os.path.exists(path)
+
+
+def test_logout(s):
+    w = s.client(key="alice")
+    token = w.token
+    ok(w.request("logout"))
+    assert err(w.request("list_services")) == "EAUTH"
+    w2 = s.client(key=None)
+    assert err(w2.request("authenticate", tenant="acme", token=token)) == "EAUTH"
+
+
+def test_refresh(s):
+    w = s.client(key="alice")
+    old = w.token
+    new = ok(w.request("refresh"))["token"]
+    assert new != old
+    ok(w.request("list_services"))
+    w2 = s.client(key=None)
+    assert err(w2.request("authenticate", tenant="acme", token=old)) == "EAUTH"
+    r = ok(w2.request("authenticate", tenant="acme", token=new))
+    assert r["client_id"] == "alice"
+    # a refreshed-away token cannot be refreshed again from another connection
+    w3 = s.client(key=None)
+    assert err(w3.request("authenticate", tenant="acme", token=old)) == "EAUTH"
+
+
+def test_expiry():
+    s = Server(lifetime=2)
+    try:
+        w = s.client(key="alice")
+        token = w.token
+        ok(w.request("list_services"))
+        assert w.wait_push("expiring", 3) is not None  # lifetime < the notice period
+        time.sleep(2.2)
+        assert err(w.request("list_services")) == "EEXPIRED"
+        w2 = s.client(key=None)
+        assert err(w2.request("authenticate", tenant="acme", token=token)) == "EEXPIRED"
+    finally:
+        s.cleanup()
+
+
+def test_restart_keeps_tokens():
+    s = Server()
+    try:
+        w = s.client(key="alice")
+        token = w.token
+        w.close()
+        s.stop()
+        s.start()
+        w2 = s.client(key=None)
+        r = ok(w2.request("authenticate", tenant="acme", token=token))
+        assert r["client_id"] == "alice"
+        ok(w2.request("list_services"))
+    finally:
+        s.cleanup()
+
+
+def test_revocation_rotates_file(s):
+    alice, bob, admin = s.client(key="alice"), s.client(key="bob"), s.client()
+    path = ok(alice.request("open_service", service="a", mode="local"))["path"]
+    assert ok(bob.request("open_service", service="a", mode="local"))["path"] == path
+    ok(bob.request("set", service="a", var="data", kind="box", value=i64(4242)))
+    ok(bob.request("push", service="a", var="list", kind="vec", value={"t": "str", "v": "one"}))
+    ok(bob.request("subscribe", service="a", var="data"))
+    r = ok(admin.request("revoke_client", client_id="alice"))
+    assert r["rotated"] == 1 and r["connections"] == 1
+    p = alice.wait_push("closing", 5)
+    assert p is not None and p["reason"] == "revoked"
+    rot = bob.wait_push("rotated", 5)
+    assert rot is not None and rot["path"] != path and os.path.exists(rot["path"])
+    assert not os.path.exists(path)
+    # bob keeps working, on the copied data, and his subscription follows
+    assert ok(bob.request("get", service="a", var="data"))["value"] == i64(4242)
+    assert ok(bob.request("get", service="a", var="list", index=0))["value"] == {"t": "str", "v": "one"}
+    ok(bob.request("set", service="a", var="data", value=i64(1)))
+    assert bob.wait_push("changed", 5)["value"] == i64(1)
+    subprocess.check_call([LOCAL_WRITER, rot["path"], "data", "2"])
+    assert bob.wait_push("changed", 5)["value"] == i64(2)
+    # alice's token is dead
+    w = s.client(key=None)
+    assert err(w.request("authenticate", tenant="acme", token=alice.token)) == "EAUTH"
+
+
+def test_stalled_client_cut():
+    s = Server(limits={"outbound_queue_cap": 64, "stall_timeout_s": 2})
+    try:
+        stalled, healthy, writer = s.client(key="alice"), s.client(key="bob"), s.client()
+        for c in (stalled, healthy, writer):
+            ok(c.request("open_service", service="a", mode="remote"))
+        ok(writer.request("set", service="a", var="blob", kind="str", value={"t": "str", "v": ""}))
+        for c in (stalled, healthy):
+            ok(c.request("subscribe", service="a", var="blob"))
+        got = []
+
+        def drain():
+            while len(got) < 200:
+                p = healthy.wait_push("changed", 10)
+                if p is None:
+                    return
+                got.append(p["value"]["v"])
+        t = threading.Thread(target=drain)
+        t.start()
+        # the stalled client never reads: its socket buffers fill, then its queue
+        for i in range(200):
+            ok(writer.request("set", service="a", var="blob", value={"t": "str", "v": "%05d" % i + "x" * 30000}))
+        t.join(30)
+        assert [g[:5] for g in got] == ["%05d" % i for i in range(200)], len(got)
+        deadline = time.time() + 6
+        while s.metrics()["commy_slow_consumers_cut_total"] < 1 and time.time() < deadline:
+            time.sleep(0.2)
+        assert s.metrics()["commy_slow_consumers_cut_total"] >= 1
+        assert s.metrics()["commy_connections"] == 2
+    finally:
+        s.cleanup()
+
+
+def test_metrics(s):
+    w = s.client()
+    ok(w.request("open_service", service="a", mode="remote"))
+    m = s.metrics()
+    for k in ("commy_connections", "commy_messages_received_total", "commy_bytes_sent_total",
+              "commy_auth_failures_total", "commy_services_open", "commy_outbound_queue_frames"):
+        assert k in m, k
+    assert m["commy_connections"] >= 1 and m["commy_services_open"] >= 1 and m["commy_messages_received_total"] >= 2
+
+
+def test_bad_config_refused():
+    d = tempfile.mkdtemp(prefix="commy-srv-cfg-")
+    try:
+        cases = [
+            ({"tenants": []}, "data_root"),
+            ({"data_root": d, "tenants": []}, "tenants"),
+            ({"data_root": d, "limits": {"ping_interval_s": 0}, "tenants": [{}]}, "limits.ping_interval_s"),
+            ({"data_root": d, "tls": {"cert": "/nonexistent", "key": "/x"}, "tenants": [{}]}, "tls.cert"),
+            ({"data_root": d, "tenants": [{"name": "t", "auth": {"api_keys": [{"id": "k", "hash": hash_key("x"),
+                                                                               "scopes": ["root"]}]}}]},
+             "tenants[0].auth.api_keys[0].scopes"),
+            ({"data_root": d, "tenants": [{"name": "t", "auth": {"mode": "weird"}}]}, "tenants[0].auth.mode"),
+        ]
+        for cfg, field in cases:
+            p = os.path.join(d, "c.json")
+            with open(p, "w") as f:
+                json.dump(cfg, f)
+            r = subprocess.run([SERVER, "--config", p], capture_output=True, text=True, timeout=10)
+            assert r.returncode != 0 and field in r.stderr, (field, r.stderr)
+        with open(p, "w") as f:
+            f.write("{not json")
+        r = subprocess.run([SERVER, "--config", p], capture_output=True, text=True, timeout=10)
+        assert r.returncode != 0 and "not valid JSON" in r.stderr
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_demo_mode():
+    env = dict(os.environ)
+    tmp = tempfile.mkdtemp(prefix="commy-srv-demo-")
+    env["TMPDIR"] = tmp
+    port = free_port()
+    p = subprocess.Popen([SERVER, "--demo", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         env=env, text=True)
+    try:
+        info = json.loads(p.stdout.readline())
+        w = WS(port, cafile=info["cert"])
+        assert ok(w.request("authenticate", tenant="demo", api_key=info["api_key"]))["client_id"] == "demo"
+        path = ok(w.request("open_service", service="demo", mode="local"))["path"]
+        assert path.startswith(info["data_root"])
+    finally:
+        p.terminate()
+        p.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_insecure_dev_plain_ws():
+    tmp = tempfile.mkdtemp(prefix="commy-srv-demo-")
+    port = free_port()
+    env = dict(os.environ, TMPDIR=tmp)
+    p = subprocess.Popen([SERVER, "--demo", "--insecure-dev", "--port", str(port)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env, text=True)
+    try:
+        info = json.loads(p.stdout.readline())
+        assert info["url"].startswith("ws://")
+        w = WS(port, tls=False)
+        assert ok(w.request("authenticate", tenant="demo", api_key=info["api_key"]))
+    finally:
+        p.terminate()
+        p.wait(10)
+        assert "insecure" in p.stderr.read()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- runner
+
+SHARED = [test_auth_success_and_failure, test_malformed_input, test_permissions_per_op, test_cross_tenant_refused,
+          test_every_container_kind, test_remote_set_seen_in_order, test_local_write_seen_remotely,
+          test_local_refused_to_non_local_or_unauthorised, test_last_client_deletes_file,
+          test_killed_client_cleaned_up, test_logout, test_refresh, test_revocation_rotates_file, test_metrics]
+OWN = [test_expiry, test_restart_keeps_tokens, test_stalled_client_cut, test_bad_config_refused, test_demo_mode,
+       test_insecure_dev_plain_ws]
+
+
+def main():
+    only = set(sys.argv[2:])
+    passed = failed = 0
+    for t in SHARED + OWN:
+        if only and t.__name__ not in only:
+            continue
+        start = time.time()
+        s = None
+        try:
+            if t in SHARED:
+                s = Server()
+                t(s)
+            else:
+                t()
+            passed += 1
+            print("ok   %s (%.1f s)" % (t.__name__, time.time() - start), flush=True)
+        except Exception:
+            failed += 1
+            print("FAIL %s" % t.__name__, flush=True)
+            traceback.print_exc()
+            if s:
+                print("  server log: %s" % os.path.join(s.dir, "server.log"))
+                s.dir_keep = True
+        finally:
+            if s and not getattr(s, "dir_keep", False):
+                s.cleanup()
+            elif s:
+                s.stop() if s.proc.poll() is None else None
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
