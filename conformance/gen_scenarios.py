@@ -112,6 +112,10 @@ def box(t):
               {"op": "get", "c": "b", "expect": enc(t, s[len(s) // 2])},
               {"op": "set", "c": "b", "value": enc(t, s[-1])}]
         final = s[-1]
+    if t not in INT_RANGE:
+        # Only integer boxes have compare-and-swap and fetch-add.
+        w += [{"op": "cas", "c": "b", "expected": enc(t, s[0]), "desired": enc(t, s[-1]), "error": "ENOTSUP"},
+              {"op": "fetch_add", "c": "b", "delta": 1, "error": "ENOTSUP"}]
     w.append({"op": "get", "c": "b", "expect": enc(t, final)})
     r = [{"op": "open", "c": "b", "name": n, "kind": "box", "types": [t], "flags": ["existing"]},
          {"op": "get", "c": "b", "expect": enc(t, final)}] + wrong_opens(n, "box", [t])

@@ -524,7 +524,8 @@ static int box_int(int64_t *out, commy_type t, const cJSON *j)
     value v;
     if (encode(&v, t, j)) return -1;
     uint64_t u = 0;
-    for (size_t i = 0; i < v.len; i++) u |= (uint64_t)v.p[i] << (8 * i);
+    /* A non-integer box gets 0: the library must refuse it (COMMY_ENOTSUP) whatever we pass. */
+    for (size_t i = 0; is_int(t) && i < v.len && i < 8; i++) u |= (uint64_t)v.p[i] << (8 * i);
     if (is_signed(t) && v.len < 8 && (u >> (v.len * 8 - 1)) & 1) u |= ~UINT64_C(0) << (v.len * 8);
     value_free(&v);
     *out = (int64_t)u;
