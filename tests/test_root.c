@@ -25,6 +25,9 @@ static commy_alloc *open_new(const char *name, uint64_t max)
     return a;
 }
 
+/* This binary (argv[0]: under valgrind /proc/self/exe is valgrind itself). */
+static const char *self_path = "/proc/self/exe";
+
 static uint64_t now_ms(void)
 {
     struct timespec ts;
@@ -481,19 +484,10 @@ static void test_version_wait(void)
     pid_t pid = fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
-        commy_alloc *ca = NULL;
-        commy_alloc_options o;
-        commy_alloc_options_init(&o);
-        o.flags = 0;
-        if (commy_alloc_open(&ca, harness_path("wait.seg"), &o) != COMMY_OK) _exit(2);
-        commy_box *cb = NULL;
-        if (commy_box_open(&cb, ca, "w", COMMY_T_I64, COMMY_OPEN_EXISTING) != COMMY_OK) _exit(3);
-        usleep(50000);
-        int64_t y = 99;
-        if (commy_box_set(cb, &y, 8) != COMMY_OK) _exit(4);
-        commy_box_close(cb);
-        commy_alloc_close(ca);
-        _exit(0);
+        /* A fresh process image (exec), as another program would be; it also
+         * keeps valgrind from tearing down a forked copy of itself. */
+        execl(self_path, "test_root", "--child-set", harness_path("wait.seg"), (char *)NULL);
+        _exit(5);
     }
     t0 = now_ms();
     CHECK_OK(commy_box_wait(b, v2, 10000));
@@ -545,8 +539,28 @@ static void test_close_order(void)
     commy_box_close(b);
 }
 
-int main(void)
+/* The other process of test_version_wait: sets box "w" to 99 after 50 ms. */
+static int child_set(const char *path)
 {
+    commy_alloc *ca = NULL;
+    commy_alloc_options o;
+    commy_alloc_options_init(&o);
+    o.flags = 0;
+    if (commy_alloc_open(&ca, path, &o) != COMMY_OK) return 2;
+    commy_box *cb = NULL;
+    if (commy_box_open(&cb, ca, "w", COMMY_T_I64, COMMY_OPEN_EXISTING) != COMMY_OK) return 3;
+    usleep(50000);
+    int64_t y = 99;
+    if (commy_box_set(cb, &y, 8) != COMMY_OK) return 4;
+    commy_box_close(cb);
+    commy_alloc_close(ca);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--child-set") == 0) return child_set(argv[2]);
+    if (strchr(argv[0], '/')) self_path = argv[0];
     signal(SIGPIPE, SIG_IGN);
     harness_run("create_find_list", test_create_find_list);
     harness_run("names", test_names);
