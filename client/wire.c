@@ -139,6 +139,11 @@ int commy_wire_base64_decode(unsigned char **out, size_t *out_len, const char *t
             }
         }
         uint32_t v = (uint32_t)d[0] << 18 | (uint32_t)d[1] << 12 | (uint32_t)d[2] << 6 | (uint32_t)d[3];
+        /* bits below the padding must be zero: one spelling per value */
+        if (i + 4 == n && ((pad == 2 && (v & 0xffff)) || (pad == 1 && (v & 0xff)))) {
+            free(buf);
+            return COMMY_EINVAL;
+        }
         unsigned char bytes[3] = {(unsigned char)(v >> 16), (unsigned char)(v >> 8), (unsigned char)v};
         for (int j = 0; j < 3 && o < len; j++) buf[o++] = bytes[j];
     }

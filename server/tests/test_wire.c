@@ -42,6 +42,8 @@ static void test_requests(void)
     CHECK_RC(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"set\",\"service\":\"s\",\"var\":\"a\",\"value\":{\"t\":\"i64\",\"v\":5}}"), COMMY_EINVAL);
     CHECK_RC(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"set\",\"service\":\"s\",\"var\":\"a\",\"value\":{\"t\":\"bytes\",\"v\":\"@@@@\"}}"), COMMY_EINVAL);
     CHECK_RC(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"set\",\"service\":\"s\",\"var\":\"a\",\"value\":{\"t\":\"blob[4]\",\"v\":\"AAE=\"}}"), COMMY_EINVAL);
+    CHECK_RC(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"set\",\"service\":\"s\",\"var\":\"a\",\"value\":{\"t\":\"bytes\",\"v\":\"AAB=\"}}"), COMMY_EINVAL);
+    CHECK_RC(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"set\",\"service\":\"s\",\"var\":\"a\",\"value\":{\"t\":\"bytes\",\"v\":\"A===\"}}"), COMMY_EINVAL);
     CHECK_RC(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"set\",\"service\":\"s\",\"var\":\"a\",\"value\":{\"t\":\"f32\",\"v\":1e300}}"), COMMY_ERANGE);
     CHECK_RC(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"authenticate\",\"tenant\":\"t\"}"), COMMY_EINVAL);
     CHECK_RC(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"range\",\"service\":\"s\",\"var\":\"a\",\"limit\":5000}"), COMMY_EINVAL);
