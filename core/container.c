@@ -12,17 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Weak, so the library links while some kinds are not built yet; a kind whose
- * ops are missing answers COMMY_ENOTSUP instead of failing to link. */
-extern const struct commy__kind_ops commy__box_ops __attribute__((weak));
-extern const struct commy__kind_ops commy__vec_ops __attribute__((weak));
-extern const struct commy__kind_ops commy__str_ops __attribute__((weak));
-extern const struct commy__kind_ops commy__deque_ops __attribute__((weak));
-extern const struct commy__kind_ops commy__map_ops __attribute__((weak));
-extern const struct commy__kind_ops commy__set_ops __attribute__((weak));
-extern const struct commy__kind_ops commy__omap_ops __attribute__((weak));
-extern const struct commy__kind_ops commy__oset_ops __attribute__((weak));
-
+/* Strong references (internal.h declares the eight ops): they were weak while
+ * the kinds were being written, but with libcommy.a a weak reference pulls no
+ * object in, so a program that never opened a map could not remove or check
+ * one. Now every kind is built, a program that links the table links them all. */
 const struct commy__kind_ops *commy__kind_ops_of(uint32_t kind)
 {
     switch (kind) {
