@@ -10,10 +10,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
+
 #define PROCS 4
-#define N_OWN 20000
-#define N_SHARED 20000
-#define N_STR 3000
+/* A tenth of the work under valgrind: four instrumented processes contending
+ * for one lock on two cores crawl. */
+static int64_t N_OWN = 20000, N_SHARED = 20000, N_STR = 3000;
 
 static const char *seg_path;
 
@@ -59,6 +68,11 @@ static void child(int p, _Atomic long *added_total)
 
 static void test_concurrent(void)
 {
+    if (RUNNING_ON_VALGRIND) {
+        N_OWN /= 10;
+        N_SHARED /= 10;
+        N_STR /= 10;
+    }
     seg_path = harness_path("mp.seg");
     unlink(seg_path);
     commy_alloc *a = NULL;
@@ -87,9 +101,9 @@ static void test_concurrent(void)
 
     CHECK_OK(commy_alloc_check(a));
     uint64_t len = 0;
-    uint64_t own_left = N_OWN - (N_OWN + 2) / 3;
+    uint64_t own_left = (uint64_t)(N_OWN - (N_OWN + 2) / 3);
     CHECK_OK(commy_map_len(&len, m));
-    CHECK(len == PROCS * own_left + N_SHARED);
+    CHECK(len == PROCS * own_left + (uint64_t)N_SHARED);
     for (int p = 0; p < PROCS; p++)
         for (int64_t i = 0; i < N_OWN; i++) {
             int64_t k = own_key(p, i), v = 0;
@@ -110,10 +124,10 @@ static void test_concurrent(void)
         CHECK(in == 1);
     }
     CHECK_OK(commy_set_len(&len, s));
-    CHECK(len == N_SHARED);
+    CHECK(len == (uint64_t)N_SHARED);
     CHECK(atomic_load(added_total) == N_SHARED); /* each shared key was new to exactly one process */
     CHECK_OK(commy_map_len(&len, sm));
-    CHECK(len == N_STR);
+    CHECK(len == (uint64_t)N_STR);
     char key[32], val[64], want[64];
     for (int64_t j = 0; j < N_STR; j++) {
         int kl = snprintf(key, sizeof key, "key-%lld", (long long)j);
@@ -127,7 +141,7 @@ static void test_concurrent(void)
     CHECK_OK(commy_alloc_stats(&before, a));
     CHECK_OK(commy_map_clear(sm));
     CHECK_OK(commy_alloc_stats(&after, a));
-    CHECK(before.live_allocs - after.live_allocs == 2 * N_STR + 1);
+    CHECK(before.live_allocs - after.live_allocs == 2 * (uint64_t)N_STR + 1);
     commy_map_close(m);
     commy_map_close(sm);
     commy_set_close(s);

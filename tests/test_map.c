@@ -385,6 +385,11 @@ static void test_enospc(void)
     uint64_t len = 0;
     CHECK_OK(commy_map_len(&len, m));
     CHECK(len == (uint64_t)n);
+    for (int64_t q = 0; q < n; q++) {
+        size_t ql = 0;
+        CHECK_OK(commy_map_get(m, &q, 8, big, sizeof big, &ql));
+        CHECK(ql == 1000 + (size_t)(q % 7) && big[0] == (unsigned char)q && big[ql - 1] == 'x');
+    }
     CHECK_OK(commy_alloc_check(a));
     /* Replacing an existing value with one that does not fit keeps the old one. */
     static unsigned char huge[1 << 20];
@@ -481,6 +486,39 @@ static void test_errors_and_cursor(void)
     CHECK_RC(commy_map_wait(m, v1, 0), COMMY_ETIMEDOUT);
     CHECK_OK(commy_map_wait(m, v0, 0));
 
+    /* Through a read-only mapping: reads work, writes are refused. */
+    {
+        commy_alloc_options o;
+        commy_alloc_options_init(&o);
+        o.flags = COMMY_ALLOC_READONLY;
+        commy_alloc *ro = NULL;
+        REQUIRE(commy_alloc_open(&ro, harness_path("err.seg"), &o) == COMMY_OK);
+        commy_map *rm = NULL;
+        CHECK_OK(commy_map_open(&rm, ro, "e", COMMY_T_I64, COMMY_T_STR, COMMY_OPEN_EXISTING));
+        int64_t two = 2;
+        size_t rl = 0;
+        CHECK_OK(commy_map_get(rm, &two, 8, vb, sizeof vb, &rl));
+        CHECK(rl == 3 && memcmp(vb, "abc", 3) == 0);
+        CHECK_RC(commy_map_put(rm, &two, 8, "zz", 2), COMMY_EPERM);
+        CHECK_RC(commy_map_remove(rm, &two, 8), COMMY_EPERM);
+        CHECK_RC(commy_map_clear(rm), COMMY_EPERM);
+        commy_cursor rc2 = COMMY_CURSOR_INIT;
+        int n2 = 0;
+        while (commy_map_next(rm, &rc2, &kk, 8, &kl, vb, sizeof vb, &vl) == COMMY_ROW) n2++;
+        CHECK(n2 == 19);
+        commy_map_close(rm);
+        commy_alloc_close(ro);
+    }
+    /* Closing the segment first leaves the handle safe: ECLOSED, then close. */
+    {
+        commy_alloc *b = open_seg("closed.seg", 16 << 20);
+        commy_map *cm = NULL;
+        REQUIRE(commy_map_open(&cm, b, "c", COMMY_T_I64, COMMY_T_I64, 0) == COMMY_OK);
+        commy_alloc_close(b);
+        int64_t z = 0;
+        CHECK_RC(commy_map_put(cm, &z, 8, &z, 8), COMMY_ECLOSED);
+        commy_map_close(cm);
+    }
     /* The root goes away with its memory. */
     commy_heap_stats before, after;
     commy_map_close(m);
