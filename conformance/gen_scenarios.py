@@ -74,12 +74,18 @@ def other_type(t):
     return "f64" if t != "f64" else "i64"
 
 
-def wrong_opens(name, kind, types):
-    """Every reader must refuse the container under another type and another kind."""
+def wrong_opens(name, kind, types, probe):
+    """Every reader must refuse the container under another type and another
+    kind, and find its types when it opens it with "any"."""
     wt = [other_type(x) for x in types]
     other_kind = "vec" if kind != "vec" else "deque"
     okt = ["i64"] if other_kind in ("vec", "deque") else None
+    anyt = ["any"] * len(types)
     return [
+        {"op": "open", "c": "any", "name": name, "kind": kind, "types": anyt, "flags": ["existing"]},
+        dict(probe, c="any"),
+        {"op": "open", "c": "wrongkind", "name": name, "kind": other_kind, "types": ["any"], "flags": ["existing"],
+         "error": "ETYPE"},
         {"op": "open", "c": "wrongtype", "name": name, "kind": kind, "types": wt, "flags": ["existing"], "error": "ETYPE"},
         {"op": "open", "c": "wrongkind", "name": name, "kind": other_kind, "types": okt, "flags": ["existing"], "error": "ETYPE"},
     ]
@@ -118,7 +124,7 @@ def box(t):
               {"op": "fetch_add", "c": "b", "delta": 1, "error": "ENOTSUP"}]
     w.append({"op": "get", "c": "b", "expect": enc(t, final)})
     r = [{"op": "open", "c": "b", "name": n, "kind": "box", "types": [t], "flags": ["existing"]},
-         {"op": "get", "c": "b", "expect": enc(t, final)}] + wrong_opens(n, "box", [t])
+         {"op": "get", "c": "b", "expect": enc(t, final)}] + wrong_opens(n, "box", [t], {"op": "get", "expect": enc(t, final)})
     return n, w, r
 
 
@@ -150,7 +156,7 @@ def vec(t):
          {"op": "len", "c": "v", "expect": len(model)},
          {"op": "get", "c": "v", "index": len(model) - 1, "expect": enc(t, model[-1])},
          {"op": "get", "c": "v", "index": len(model), "error": "ERANGE"},
-         {"op": "iterate", "c": "v", "expect": [enc(t, x) for x in model]}] + wrong_opens(n, "vec", [t])
+         {"op": "iterate", "c": "v", "expect": [enc(t, x) for x in model]}] + wrong_opens(n, "vec", [t], {"op": "len", "expect": len(model)})
     return n, w, r
 
 
@@ -179,7 +185,7 @@ def deque(t):
          {"op": "front", "c": "d", "expect": enc(t, model[0])},
          {"op": "back", "c": "d", "expect": enc(t, model[-1])},
          {"op": "get", "c": "d", "index": 1, "expect": enc(t, model[1])},
-         {"op": "iterate", "c": "d", "expect": [enc(t, x) for x in model]}] + wrong_opens(n, "deque", [t])
+         {"op": "iterate", "c": "d", "expect": [enc(t, x) for x in model]}] + wrong_opens(n, "deque", [t], {"op": "len", "expect": len(model)})
     return n, w, r
 
 
@@ -240,7 +246,7 @@ def hash_map(t, ordered):
     r.append({"op": "iterate", "c": "m", "expect": it, "unordered": not ordered})
     if ordered:
         r += ordered_queries(t, [e[0] for e in entries], [e[1] for e in entries], ks, True)
-    r += wrong_opens(n, kind, [t, t])
+    r += wrong_opens(n, kind, [t, t], {"op": "len", "expect": len(model)})
     return n, w, r
 
 
@@ -300,7 +306,7 @@ def hash_set(t, ordered):
     r.append({"op": "iterate", "c": "m", "expect": it, "unordered": not ordered})
     if ordered:
         r += ordered_queries(t, keys, None, ks, False)
-    r += wrong_opens(n, kind, [t])
+    r += wrong_opens(n, kind, [t], {"op": "len", "expect": len(keys)})
     return n, w, r
 
 
@@ -316,7 +322,9 @@ def string():
     r = [{"op": "open", "c": "s", "name": n, "kind": "str", "types": ["str"], "flags": ["existing"]},
          {"op": "len", "c": "s", "expect": 14},
          {"op": "get", "c": "s", "expect": "h\u00e9llo, \u65e5\u672c"},
-         {"op": "open", "c": "wrongkind", "name": n, "kind": "vec", "types": ["str"], "flags": ["existing"], "error": "ETYPE"}]
+         {"op": "open", "c": "wrongkind", "name": n, "kind": "vec", "types": ["str"], "flags": ["existing"], "error": "ETYPE"},
+         {"op": "open", "c": "any", "name": n, "kind": "str", "types": ["any"], "flags": ["existing"]},
+         {"op": "len", "c": "any", "expect": 14}]
     return n, w, r
 
 

@@ -440,11 +440,19 @@ static class Runner
         string name = (step.TryGetProperty("name", out JsonElement jn) ? jn : step.GetProperty("c")).GetString()!;
         var types = step.TryGetProperty("types", out JsonElement jt) && jt.ValueKind == JsonValueKind.Array
             ? jt.EnumerateArray().Select(x => x.GetString()!).ToList() : [];
-        if (kind == "str") types = ["str"];
-        if (types.Count == 0 || types.Contains("any"))
-            throw new ScenarioError("the C# runner needs the types of every container it opens");
         var flags = step.TryGetProperty("flags", out JsonElement jfl) ? jfl.EnumerateArray().Select(x => x.GetString()).ToList() : [];
         OpenMode mode = flags.Contains("existing") ? OpenMode.OpenExisting : flags.Contains("excl") ? OpenMode.CreateNew : OpenMode.OpenOrCreate;
+        if (kind == "str") types = ["str"];
+        if (types.Count == 0 || types.Contains("any"))
+        {
+            // C#'s containers are generic: learn the stored types from the root
+            // directory, then open with them (a wrong kind is still ETYPE).
+            RootInfo info = seg.Find(name) ?? throw new Missing("ENOTFOUND");
+            types = [info.KeyType.ToString()];
+            if (info.ValueType != ElementType.Any) types.Add(info.ValueType.ToString());
+            if (kind is "map" or "omap" && types.Count == 1) types.Add(types[0]);
+            mode = OpenMode.OpenExisting;
+        }
         string kt = types[0];
         string? vt = types.Count > 1 ? types[1] : null;
         Type k = Values.Clr(kt);
