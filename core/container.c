@@ -214,16 +214,27 @@ int commy__op_begin(struct commy__handle *h, int write, uint64_t *sp, struct com
     return COMMY_OK;
 }
 
-int commy__op_end(struct commy__handle *h, uint64_t sp, int rc, int changed)
-{
-    if (rc >= 0 && changed) commy__changed(commy__at(h->a, h->off));
-    return commy__end(h->a, sp, rc);
-}
-
 static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *ts)
 {
     /* Not FUTEX_PRIVATE_FLAG: the word lives in a file mapping shared by processes. */
     return syscall(SYS_futex, (uint32_t *)word, op, val, ts, NULL, 0);
+}
+
+int commy__op_end(struct commy__handle *h, uint64_t sp, int rc, int changed)
+{
+    _Atomic uint32_t *word = NULL;
+    if (rc >= 0 && changed) {
+        struct commy__chdr *c = commy__at(h->a, h->off);
+        atomic_fetch_add_explicit(&c->version, 1, memory_order_seq_cst);
+        /* Waiters register under the lock we hold, so this read is exact. */
+        if (atomic_load_explicit(&c->waiters, memory_order_seq_cst) != 0) word = &c->version;
+    }
+    rc = commy__end(h->a, sp, rc);
+    /* Wake after unlocking, so the woken process does not run straight into
+     * our lock. A wake on a word freed meanwhile is harmless (at worst a
+     * spurious wake-up, or EFAULT if the file shrank under it). */
+    if (word) futex(word, FUTEX_WAKE, INT_MAX, NULL);
+    return rc;
 }
 
 void commy__changed(struct commy__chdr *c)
