@@ -807,6 +807,13 @@ int commy__bt_destroy(commy_alloc *a, struct commy__chdr *c)
     uint64_t budget = a->size / t.nsize + 1;
     rc = free_tree(&t, t.m->root, 0, &budget);
     if (rc == 0) rc = free_tree(&t, t.m->garbage, 0, &budget);
+    if (rc == COMMY_EJOURNAL)
+        /* Removal is one operation; clear frees a big tree over several. */
+        return commy__err(COMMY_EJOURNAL,
+                          "ordered container of %" PRIu64 " entries in %" PRIu64 " nodes is too big to free in one "
+                          "operation of this segment's journal; clear it (commy_omap_clear/commy_oset_clear) and "
+                          "remove it again",
+                          c->len, t.m->nodes);
     if (rc == 0) {
         rc = commy__log(a, t.m, 64);
         if (rc == 0) {
