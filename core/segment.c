@@ -11,7 +11,9 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <linux/futex.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,7 +49,7 @@ uint64_t commy__random64(void)
 
 /* ------------------------------------------------------------ processes */
 
-/* Start time of pid in clock ticks since boot (field 22 of /proc/PID/stat), 0 if gone. */
+/* Start time of pid in clock ticks since boot (field 22 of /proc/PID/stat), 0 if gone or a zombie. */
 static uint64_t process_start_time(uint32_t pid)
 {
     char path[64], buf[1024];
@@ -62,6 +64,9 @@ static uint64_t process_start_time(uint32_t pid)
     char *p = strrchr(buf, ')');
     if (!p) return 0;
     p++;
+    /* A zombie (Z) or dying (X) task never runs again: it is gone for us,
+     * even while its parent has not reaped it yet. */
+    if (p[0] == ' ' && (p[1] == 'Z' || p[1] == 'X')) return 0;
     for (int field = 3; field < 22 && *p; field++) {
         while (*p == ' ') p++;
         while (*p && *p != ' ') p++;
@@ -73,7 +78,6 @@ static int slot_alive(const struct commy__proc *s, uint32_t stale_after_ms, uint
 {
     uint32_t pid = atomic_load(&s->pid);
     if (pid == 0 || atomic_load(&s->state) == 0) return 0;
-    if (kill((pid_t)pid, 0) != 0 && errno != EPERM) return 0;
     if (process_start_time(pid) != s->start_time) return 0;
     uint64_t hb = atomic_load(&s->heartbeat_ms);
     if (hb != 0 && stale_after_ms != 0 && now > hb && now - hb > stale_after_ms) return 0;
@@ -272,52 +276,125 @@ static inline int held_by_me(commy_alloc *a)
     return atomic_load_explicit(&a->owned, memory_order_relaxed) && pthread_equal(a->owner, pthread_self());
 }
 
-/* Waits in slices: a holder killed inside pthread_mutex_unlock, after it
- * cleared the lock word but before it woke a sleeper, can leave that sleeper
- * asleep on a free lock (the kernel's robust-list cleanup only covers the
- * case where the word is still 0 when the holder dies). Re-trying every
- * slice bounds that lost wake-up to one slice. */
+/* The segment lock (docs/format.md, "The lock"): one 64-bit word. The low
+ * half holds the owner thread's id and, in bit 31, "someone may be asleep";
+ * the high half holds the low 32 bits of the owner thread's start time, so a
+ * dead owner is told apart from a new thread that got the same id. Waiters
+ * sleep on the low half's futex in slices; after a slice in which the word
+ * did not change they check that the owner still exists and, if it does
+ * not, take the lock over with a compare-and-swap and roll its change back. */
+#define LOCK_WAITERS 0x80000000u
+#define LOCK_TID_MASK 0x3fffffffu
 #define LOCK_SLICE_MS 20u
+#define LOCK_SPINS 100
+
+struct thread_id {
+    uint64_t word; /* this thread's lock word: start32 << 32 | tid; 0 until known */
+};
+static _Thread_local struct thread_id me_cache;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void forget_identity(void) { me_cache.word = 0; }
+static void register_atfork(void) { pthread_atfork(NULL, NULL, forget_identity); }
+
+/* Start time (clock ticks since boot) of thread tid, 0 if it does not exist. */
+static uint64_t thread_start_time(uint32_t tid) { return process_start_time(tid); }
+
+static uint64_t my_lock_word(void)
+{
+    if (__builtin_expect(me_cache.word == 0, 0)) {
+        pthread_once(&atfork_once, register_atfork);
+        uint32_t tid = (uint32_t)gettid();
+        uint64_t st = thread_start_time(tid);
+        me_cache.word = ((uint64_t)(uint32_t)st << 32) | (tid & LOCK_TID_MASK);
+    }
+    return me_cache.word;
+}
+
+static inline _Atomic uint64_t *lock_word(const commy_alloc *a) { return (_Atomic uint64_t *)&a->hdr->lock; }
+
+static int owner_alive(uint64_t v)
+{
+    uint32_t tid = (uint32_t)v & LOCK_TID_MASK;
+    uint64_t st = thread_start_time(tid);
+    return st != 0 && (uint32_t)st == (uint32_t)(v >> 32);
+}
+
+static void futex_wait_ms(_Atomic uint64_t *w, uint32_t expected, uint64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, expected, &ts, NULL, 0);
+}
+
+/* Takes the word; *dead is set if it was taken over from a dead owner. */
+static int acquire_word(commy_alloc *a, uint32_t timeout_ms, int *dead)
+{
+    _Atomic uint64_t *w = lock_word(a);
+    uint64_t me = my_lock_word(), v = 0;
+    *dead = 0;
+    if (__builtin_expect(atomic_compare_exchange_strong_explicit(w, &v, me, memory_order_acquire,
+                                                                 memory_order_relaxed), 1))
+        return COMMY_OK;
+    for (int i = 0; i < LOCK_SPINS; i++) {
+        __builtin_ia32_pause();
+        v = atomic_load_explicit(w, memory_order_relaxed);
+        if (v == 0 && atomic_compare_exchange_weak_explicit(w, &v, me, memory_order_acquire, memory_order_relaxed))
+            return COMMY_OK;
+    }
+    uint64_t deadline = timeout_ms ? now_ms_boot() + timeout_ms : UINT64_MAX;
+    for (;;) {
+        v = atomic_load_explicit(w, memory_order_relaxed);
+        if (v == 0) {
+            /* Others may still be asleep: keep the flag so our unlock wakes one. */
+            if (atomic_compare_exchange_strong_explicit(w, &v, me | LOCK_WAITERS, memory_order_acquire,
+                                                        memory_order_relaxed))
+                return COMMY_OK;
+            continue;
+        }
+        if (!(v & LOCK_WAITERS) &&
+            !atomic_compare_exchange_strong_explicit(w, &v, v | LOCK_WAITERS, memory_order_relaxed,
+                                                     memory_order_relaxed))
+            continue;
+        v |= LOCK_WAITERS;
+        uint64_t now = now_ms_boot();
+        if (now >= deadline)
+            return commy__err(COMMY_ETIMEDOUT, "segment '%s': the lock was not free within %u ms", a->path,
+                              timeout_ms);
+        uint64_t slice = deadline - now < LOCK_SLICE_MS ? deadline - now : LOCK_SLICE_MS;
+        futex_wait_ms(w, (uint32_t)v, slice);
+        if (atomic_load_explicit(w, memory_order_relaxed) == v && !owner_alive(v)) {
+            if (atomic_compare_exchange_strong_explicit(w, &v, me | LOCK_WAITERS, memory_order_acquire,
+                                                        memory_order_relaxed)) {
+                *dead = 1;
+                return COMMY_OK;
+            }
+        }
+    }
+}
+
+static void release_word(commy_alloc *a)
+{
+    uint64_t old = atomic_exchange_explicit(lock_word(a), 0, memory_order_release);
+    if (old & LOCK_WAITERS) syscall(SYS_futex, (uint32_t *)lock_word(a), FUTEX_WAKE, 1, NULL, NULL, 0);
+}
 
 static int lock_segment(commy_alloc *a, uint32_t timeout_ms)
 {
-    int e;
-    uint64_t deadline = timeout_ms ? now_ms_boot() + timeout_ms : UINT64_MAX;
-    e = pthread_mutex_trylock(&a->hdr->lock.mutex);
-    while (e == EBUSY || e == ETIMEDOUT) {
-        uint64_t now = now_ms_boot();
-        if (now >= deadline) {
-            e = ETIMEDOUT;
-            break;
-        }
-        uint64_t slice = deadline - now < LOCK_SLICE_MS ? deadline - now : LOCK_SLICE_MS;
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        uint64_t ns = (uint64_t)until.tv_nsec + slice * 1000000u;
-        until.tv_sec += (time_t)(ns / 1000000000u);
-        until.tv_nsec = (long)(ns % 1000000000u);
-        e = pthread_mutex_timedlock(&a->hdr->lock.mutex, &until);
-    }
-    if (e == ETIMEDOUT)
-        return commy__err(COMMY_ETIMEDOUT, "segment '%s': the lock was not free within %u ms", a->path, timeout_ms);
-    if (e == ENOTRECOVERABLE)
-        return commy__err(COMMY_ECORRUPT, "segment '%s': the lock is unrecoverable (a recovery failed earlier)", a->path);
-    if (e != 0 && e != EOWNERDEAD)
-        return commy__err(COMMY_EIO, "segment '%s': locking failed: %s", a->path, strerror(e));
+    int dead;
+    int rc = acquire_word(a, timeout_ms, &dead);
+    if (rc) return rc;
     a->owner = pthread_self();
     atomic_store_explicit(&a->owned, 1, memory_order_relaxed);
     a->depth = 1;
     a->batch_failed = 0;
     refresh_size(a);
-    int rc = COMMY_OK;
-    if (atomic_load(&journal(a)->used) != 0) rc = recover(a);
-    /* After a failed recovery the mutex is left inconsistent, so unlocking
-     * makes it unrecoverable and every later locker gets COMMY_ECORRUPT. */
-    if (e == EOWNERDEAD && rc == COMMY_OK) pthread_mutex_consistent(&a->hdr->lock.mutex);
+    /* A non-empty journal means the previous holder died mid-change. */
+    if (atomic_load_explicit(&journal(a)->used, memory_order_relaxed) != 0) rc = recover(a);
     if (rc != COMMY_OK) {
+        /* Leave the journal as it is: every later locker reports the damage too. */
         atomic_store(&a->owned, 0);
         a->depth = 0;
-        pthread_mutex_unlock(&a->hdr->lock.mutex);
+        release_word(a);
     }
     return rc;
 }
@@ -327,7 +404,7 @@ static void unlock_segment(commy_alloc *a)
     atomic_store_explicit(&journal(a)->used, 0, memory_order_release);
     a->depth = 0;
     atomic_store_explicit(&a->owned, 0, memory_order_relaxed);
-    pthread_mutex_unlock(&a->hdr->lock.mutex);
+    release_word(a);
 }
 
 int commy__begin(commy_alloc *a, int write, uint64_t *sp)
@@ -456,16 +533,8 @@ static int validate_header(const struct commy__header *h, uint64_t file_size, co
     return COMMY_OK;
 }
 
-static int init_mutex(pthread_mutex_t *m)
-{
-    pthread_mutexattr_t at;
-    pthread_mutexattr_init(&at);
-    pthread_mutexattr_setpshared(&at, PTHREAD_PROCESS_SHARED);
-    pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST);
-    int e = pthread_mutex_init(m, &at);
-    pthread_mutexattr_destroy(&at);
-    return e;
-}
+/* Only a process alone with the file may do this: the word's owner is gone. */
+static void reset_lock(commy_alloc *a) { memset(&a->hdr->lock, 0, sizeof a->hdr->lock); }
 
 void commy_alloc_options_init(commy_alloc_options *o)
 {
@@ -540,7 +609,7 @@ static int create_segment(commy_alloc *a, const commy_alloc_options *o)
     h->heap_state_off = COMMY__HEAP_STATE_OFF;
     atomic_store(&h->recoveries, 0);
     h->lock_off = COMMY__LOCK_OFF;
-    if (init_mutex(&h->lock.mutex) != 0) return commy__err(COMMY_EIO, "segment '%s': cannot initialise its lock", a->path);
+    reset_lock(a);
     a->size = size;
     cache_journal(a);
     atomic_store(&journal(a)->used, 0);
@@ -621,8 +690,7 @@ static int attach(commy_alloc *a, const commy_alloc_options *o)
             cache_journal(a);
             if (alone) {
                 /* No other process has it open: whatever the lock word says is stale. */
-                if (init_mutex(&a->hdr->lock.mutex) != 0)
-                    return commy__err(COMMY_EIO, "segment '%s': cannot initialise its lock", a->path);
+                reset_lock(a);
                 if (atomic_load(&journal(a)->used) != 0) {
                     rc = recover(a);
                     if (rc) return rc;

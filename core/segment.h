@@ -73,10 +73,8 @@ struct commy__header {
     uint64_t heap_state_off;         /* 104 */
     _Atomic uint64_t recoveries;     /* 112 */
     uint64_t lock_off;               /* 120 */
-    union {
-        pthread_mutex_t mutex;       /* 128: process-shared, robust */
-        uint8_t lock_space[64];
-    } lock;
+    _Atomic uint64_t lock;           /* 128: owner start32 << 32 | waiters bit 31 | owner tid (segment.c) */
+    uint64_t lock_reserved[7];
     uint8_t reserved1[COMMY__PROC_OFF - 192];
     struct commy__proc procs[COMMY__PROC_SLOTS];  /* 512 */
     struct commy__heap_state heap;                /* 1536 */
@@ -84,7 +82,6 @@ struct commy__header {
     uint8_t reserved2[COMMY__HEADER_SIZE - COMMY__HEAP_STATE_OFF - sizeof(struct commy__heap_state) -
                       sizeof(struct commy__quick)];
 };
-_Static_assert(sizeof(pthread_mutex_t) <= 64, "mutex fits its slot");
 _Static_assert(sizeof(struct commy__header) == COMMY__HEADER_SIZE, "header is 4096 bytes");
 _Static_assert(__builtin_offsetof(struct commy__header, lock) == COMMY__LOCK_OFF, "lock offset");
 _Static_assert(__builtin_offsetof(struct commy__header, procs) == COMMY__PROC_OFF, "process table offset");
