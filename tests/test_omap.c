@@ -58,6 +58,12 @@ static int kcmp(commy_type kt, const unsigned char *x, size_t xl, const unsigned
         memcpy(&q, y, 8);
         return (p > q) - (p < q);
     }
+    case COMMY_T_I16: {
+        int16_t p, q;
+        memcpy(&p, x, 2);
+        memcpy(&q, y, 2);
+        return (p > q) - (p < q);
+    }
     case COMMY_T_F64: {
         uint64_t p, q;
         memcpy(&p, x, 8);
@@ -148,6 +154,14 @@ static size_t gen_key(commy_type kt, unsigned char *k, uint64_t range)
         memcpy(k, &d, 8);
         return 8;
     }
+    case COMMY_T_I16: {
+        int16_t x = (int16_t)((int64_t)harness_below(2 * range) - (int64_t)range);
+        memcpy(k, &x, 2);
+        return 2;
+    }
+    case COMMY_TYPE_BLOB(5):
+        for (size_t i = 0; i < 5; i++) k[i] = (unsigned char)(harness_below(3) * 127);
+        return 5;
     case COMMY_T_BYTES: {
         /* A small alphabet and short lengths make prefixes and ties common. */
         size_t l = harness_below(KMAX < 10 ? KMAX : 10);
@@ -164,6 +178,10 @@ static size_t gen_key(commy_type kt, unsigned char *k, uint64_t range)
 
 static size_t gen_val(commy_type vt, unsigned char *v)
 {
+    if (vt == COMMY_TYPE_BLOB(3)) {
+        for (int i = 0; i < 3; i++) v[i] = (unsigned char)harness_rand();
+        return 3;
+    }
     if (vt == COMMY_T_I64) {
         uint64_t x = harness_rand();
         memcpy(v, &x, 8);
@@ -321,6 +339,11 @@ static void test_u64(void) { property(COMMY_T_U64, COMMY_T_STR, 20000, 2000); }
 static void test_f64(void) { property(COMMY_T_F64, COMMY_T_I64, 20000, 1000); }
 static void test_bytes(void) { property(COMMY_T_BYTES, COMMY_T_BYTES, 20000, 0); }
 static void test_str(void) { property(COMMY_T_STR, COMMY_T_STR, 20000, 0); }
+static void test_i16_blob(void)
+{
+    property(COMMY_T_I16, COMMY_TYPE_BLOB(3), 15000, 20000); /* inline search on 2-byte keys */
+    property(COMMY_TYPE_BLOB(5), COMMY_T_I64, 15000, 0);     /* fixed-size bytes, compared bytewise */
+}
 
 /* 100k keys in, checked, then all out in random order: many splits, borrows and merges. */
 static void test_100k(void)
@@ -538,6 +561,10 @@ static void test_api(void)
     commy_omap_close(m2);
     commy_omap_close(m);
     commy_omap_close(NULL);
+    /* A key too large for 4 per node is refused at creation, and nothing is created. */
+    CHECK_RC(commy_omap_open(&m2, a, "huge", COMMY_TYPE_BLOB(20000), COMMY_T_I64, 0), COMMY_EINVAL);
+    commy_root_info ri;
+    CHECK_RC(commy_root_find(&ri, a, "huge"), COMMY_ENOTFOUND);
     /* The map outlives its handles. */
     REQUIRE(commy_omap_open(&m, a, "x", COMMY_T_I64, COMMY_T_STR, COMMY_OPEN_EXISTING) == COMMY_OK);
     uint64_t len = 0;
@@ -646,6 +673,7 @@ int main(void)
     harness_run("f64_nan_negzero", test_f64);
     harness_run("bytes", test_bytes);
     harness_run("str", test_str);
+    harness_run("i16_blob", test_i16_blob);
     harness_run("100k", test_100k);
     harness_run("enospc", test_enospc);
     harness_run("corrupt", test_corrupt);
