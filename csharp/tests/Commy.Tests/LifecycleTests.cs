@@ -214,7 +214,7 @@ public class LifecycleTests
     }
 
     [Fact]
-    public void LockMakesABatchAtomic()
+    public async Task LockMakesABatchAtomic()
     {
         using var seg = TestPaths.Open("life");
         using var map = seg.OpenMap<int, int>("m");
@@ -244,7 +244,7 @@ public class LifecycleTests
                 map.Remove(2);
             }
         }
-        reader.Wait();
+        await reader;
         Assert.Equal(0, seen.Value);
     }
 }
@@ -252,7 +252,7 @@ public class LifecycleTests
 public class WaitTests
 {
     [Fact]
-    public void WaitChangeWakesOnAWrite()
+    public async Task WaitChangeWakesOnAWrite()
     {
         using var seg = TestPaths.Open("wait");
         using var map = seg.OpenMap<int, int>("m");
@@ -267,7 +267,7 @@ public class WaitTests
         Assert.True(map.WaitChange(v0, TimeSpan.FromSeconds(10)));
         Assert.NotEqual(v0, map.Version);
         Assert.True(sw.ElapsedMilliseconds < 5000);
-        writer.Wait();
+        await writer;
         // Already changed: returns at once.
         Assert.True(map.WaitChange(v0, TimeSpan.Zero));
     }

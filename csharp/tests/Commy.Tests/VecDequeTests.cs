@@ -168,7 +168,7 @@ public class DequeTests
     }
 
     [Fact]
-    public void PopFrontWaitsForAPush()
+    public async Task PopFrontWaitsForAPush()
     {
         using var seg = TestPaths.Open("deque");
         using var dq = seg.OpenDeque<long>("d");
@@ -180,7 +180,7 @@ public class DequeTests
         });
         Assert.True(dq.TryPopFront(out long v, TimeSpan.FromSeconds(10)));
         Assert.Equal(77, v);
-        pusher.Wait();
+        await pusher;
         using var cts = new CancellationTokenSource(100);
         Assert.Throws<OperationCanceledException>(() => dq.TryPopFront(out _, Timeout.InfiniteTimeSpan, cts.Token));
     }
