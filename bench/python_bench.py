@@ -4,7 +4,7 @@ multiprocessing.Manager().dict()/list() and multiprocessing.shared_memory
 with struct.pack_into (the fastest hand-rolled alternative: a fixed array
 of i64 slots, no hashing, no growth). Prints ns per operation.
 
-    python3 python/examples/bench.py [N]
+    python3 bench/python_bench.py [N]
 """
 
 import multiprocessing as mp
