@@ -524,6 +524,79 @@ static void test_version_wait(void)
     commy_alloc_close(a);
 }
 
+static pid_t spawn_churn(const char *path, int ops)
+{
+    char seed[32], n[16];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)harness_rand());
+    snprintf(n, sizeof n, "%d", ops);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        execl(self_path, "test_root", "--child-churn", path, seed, n, (char *)NULL);
+        _exit(6);
+    }
+    return pid;
+}
+
+/* kill -9 while processes create and remove roots: every root left behind is
+ * whole (its box opens and reads), the directory and heap check clean, and the
+ * survivors are never stuck. */
+static void test_kill_during_churn(void)
+{
+    const char *path = harness_path("churn.seg");
+    commy_alloc *a = open_new("churn.seg", 64 << 20);
+    int trials = 12;
+    for (int t = 0; t < trials; t++) {
+        pid_t victim = spawn_churn(path, -1);
+        pid_t survivor = spawn_churn(path, 3000);
+        struct timespec ts = {0, (long)(20000000 + harness_below(60000000))};
+        nanosleep(&ts, NULL);
+        kill(victim, SIGKILL);
+        int st = 0;
+        waitpid(victim, &st, 0);
+        CHECK(WIFSIGNALED(st));
+        /* The survivor finishes its operations: not stuck on the dead one's lock. */
+        uint64_t t0 = now_ms();
+        pid_t done = 0;
+        while ((done = waitpid(survivor, &st, WNOHANG)) == 0 && now_ms() - t0 < 30000) usleep(10000);
+        if (done == 0) {
+            kill(survivor, SIGKILL);
+            waitpid(survivor, &st, 0);
+            CHECK(!"survivor stuck");
+        } else {
+            CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        }
+        CHECK_OK(commy_alloc_check(a));
+        uint64_t n = 0;
+        CHECK_OK(commy_root_count(&n, a));
+        CHECK(n <= 16);
+        for (uint64_t i = 0; i < n; i++) {
+            commy_root_info info;
+            CHECK_OK(commy_root_at(&info, a, i));
+            CHECK(info.kind == COMMY_KIND_BOX && info.key_type == COMMY_T_STR);
+            commy_box *b = NULL;
+            CHECK_OK(commy_box_open(&b, a, info.name, COMMY_T_STR, COMMY_OPEN_EXISTING));
+            static char buf[4000];
+            size_t len = 0;
+            CHECK_OK(commy_box_get(b, buf, sizeof buf, &len));
+            CHECK(len < 3000);
+            for (size_t k = 0; k < len; k++)
+                if (buf[k] != 'c') {
+                    CHECK(!"box content damaged");
+                    break;
+                }
+            commy_box_close(b);
+        }
+    }
+    /* The test means something only if some kills landed inside an operation. */
+    commy_heap_stats hs;
+    CHECK_OK(commy_alloc_stats(&hs, a));
+    printf("kill_during_churn: %d kills, %llu inside an operation (rolled back)\n", trials,
+           (unsigned long long)hs.recoveries);
+    CHECK(hs.recoveries >= 1);
+    commy_alloc_close(a);
+}
+
 /* Container handles outlive their segment handle safely. */
 static void test_close_order(void)
 {
@@ -537,6 +610,38 @@ static void test_close_order(void)
     CHECK_RC(commy_box_version(&ver, b), COMMY_ECLOSED);
     CHECK_RC(commy_box_wait(b, 0, 10), COMMY_ECLOSED);
     commy_box_close(b);
+}
+
+/* A worker of test_kill_during_churn: creates, fills and removes roots
+ * "c0".."c15" at random, forever or for ops operations. */
+static int child_churn(const char *path, uint64_t seed, int ops)
+{
+    commy_alloc *ca = NULL;
+    commy_alloc_options o;
+    commy_alloc_options_init(&o);
+    o.flags = 0;
+    if (commy_alloc_open(&ca, path, &o) != COMMY_OK) return 2;
+    uint64_t x = seed | 1;
+    static char text[3000];
+    memset(text, 'c', sizeof text);
+    for (int i = 0; ops < 0 || i < ops; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        char name[16];
+        snprintf(name, sizeof name, "c%d", (int)(x % 16));
+        if ((x >> 8) % 3 == 0) {
+            int rc = commy_root_remove(ca, name);
+            if (rc != COMMY_OK && rc != COMMY_ENOTFOUND) return 3;
+        } else {
+            commy_box *b = NULL;
+            int rc = commy_box_open(&b, ca, name, COMMY_T_STR, 0);
+            if (rc != COMMY_OK) return 4;
+            rc = commy_box_set(b, text, (size_t)((x >> 16) % sizeof text));
+            commy_box_close(b);
+            if (rc != COMMY_OK && rc != COMMY_ENOTFOUND) return 5; /* another worker may remove it first */
+        }
+    }
+    commy_alloc_close(ca);
+    return 0;
 }
 
 /* The other process of test_version_wait: sets box "w" to 99 after 50 ms. */
@@ -560,6 +665,8 @@ static int child_set(const char *path)
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--child-set") == 0) return child_set(argv[2]);
+    if (argc == 5 && strcmp(argv[1], "--child-churn") == 0)
+        return child_churn(argv[2], strtoull(argv[3], NULL, 0), atoi(argv[4]));
     if (strchr(argv[0], '/')) self_path = argv[0];
     signal(SIGPIPE, SIG_IGN);
     harness_run("create_find_list", test_create_find_list);
@@ -571,5 +678,6 @@ int main(int argc, char **argv)
     harness_run("readonly", test_readonly);
     harness_run("version_wait", test_version_wait);
     harness_run("close_order", test_close_order);
+    harness_run("kill_during_churn", test_kill_during_churn);
     return harness_finish();
 }
