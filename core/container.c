@@ -39,7 +39,9 @@ static const char *describe(char *buf, size_t cap, uint32_t kind, commy_type kt,
 {
     char k[32], v[32];
     commy_type_name(k, sizeof k, kt);
-    if (kind_has_value(kind))
+    if (kind == COMMY_KIND_STR) /* a string holds str by definition: "a str", not "a str of str" */
+        snprintf(buf, cap, "%s", commy_kind_name(kind));
+    else if (kind_has_value(kind))
         snprintf(buf, cap, "%s of %s to %s", commy_kind_name(kind), k, commy_type_name(v, sizeof v, vt));
     else
         snprintf(buf, cap, "%s of %s", commy_kind_name(kind), k);

@@ -189,6 +189,26 @@ static void test_type_checks(void)
     CHECK_RC(commy_box_open(&x, a, "list", COMMY_T_ANY, COMMY_OPEN_EXISTING), COMMY_ETYPE);
     CHECK(strcmp(commy_error_last()->message, "root 'list' is a vec of str; it was opened as a box of any") == 0);
 
+    commy_str *st = NULL;
+    CHECK_RC(commy_str_open(&st, a, "list", 0), COMMY_ETYPE);
+    CHECK(strcmp(commy_error_last()->message, "root 'list' is a vec of str; it was opened as a str") == 0);
+    commy_map *m = NULL;
+    CHECK_RC(commy_map_open(&m, a, "list", COMMY_T_STR, COMMY_T_U32, 0), COMMY_ETYPE);
+    CHECK(strcmp(commy_error_last()->message, "root 'list' is a vec of str; it was opened as a map of str to u32") == 0);
+    CHECK_OK(commy_map_open(&m, a, "cfg", COMMY_T_STR, COMMY_T_U32, 0));
+    commy_map_close(m);
+    CHECK_RC(commy_map_open(&m, a, "cfg", COMMY_T_STR, COMMY_T_I32, 0), COMMY_ETYPE);
+    CHECK(strcmp(commy_error_last()->message, "root 'cfg' is a map of str to u32; it was opened as a map of str to i32") == 0);
+    CHECK_OK(commy_map_open(&m, a, "cfg", COMMY_T_STR, COMMY_T_ANY, COMMY_OPEN_EXISTING));
+    commy_map_close(m);
+    commy_oset *os = NULL;
+    CHECK_RC(commy_oset_open(&os, a, "cfg", COMMY_T_STR, 0), COMMY_ETYPE);
+    CHECK(strcmp(commy_error_last()->message, "root 'cfg' is a map of str to u32; it was opened as an oset of str") == 0);
+    commy_root_info mi;
+    CHECK_OK(commy_root_find(&mi, a, "cfg"));
+    CHECK(mi.kind == COMMY_KIND_MAP && mi.key_type == COMMY_T_STR && mi.value_type == COMMY_T_U32);
+    CHECK_OK(commy_root_remove(a, "cfg"));
+
     /* Flags and ANY. */
     CHECK_RC(commy_box_open(&x, a, "fresh", COMMY_T_ANY, 0), COMMY_EINVAL);
     CHECK(strstr(commy_error_last()->message, "COMMY_OPEN_EXISTING") != NULL);
