@@ -34,6 +34,11 @@ public readonly record struct SegmentStats(
     ulong FileSize, ulong MaxSize, ulong HeapSize, ulong Used, ulong Free, ulong LargestFree,
     ulong LiveAllocations, ulong FreeBlocks, ulong Recoveries, uint AttachedProcesses);
 
+/// <summary>The segment file's header (docs/format.md).</summary>
+public readonly record struct SegmentInfo(
+    int LayoutMajor, int LayoutMinor, int CreatorVersion, ulong Size, ulong MaxSize, ulong JournalSize,
+    DateTime CreatedUtc, ulong Recoveries, uint ProcessSlots, bool ReadOnly);
+
 /// <summary>One named container in a segment's root directory.</summary>
 public readonly record struct RootInfo(
     string Name, ContainerKind Kind, ElementType KeyType, ElementType ValueType, ulong Length, ulong Bytes);
@@ -212,6 +217,15 @@ public sealed class Segment : IDisposable
         using (HandleUse u = Use()) Native.Check(commy.commy_alloc_stats(s, u.Ptr));
         return new SegmentStats(s.file_size, s.max_size, s.heap_size, s.used, s.free, s.largest_free, s.live_allocs,
             s.free_blocks, s.recoveries, s.attached);
+    }
+
+    /// <summary>The file's header: layout version, sizes, creation time.</summary>
+    public SegmentInfo Info()
+    {
+        using var i = new commy_segment_info();
+        using (HandleUse u = Use()) Native.Check(commy.commy_alloc_info(i, u.Ptr));
+        return new SegmentInfo(i.layout_major, i.layout_minor, (int)i.creator_version, i.size, i.max_size, i.journal_size,
+            DateTime.UnixEpoch.AddTicks((long)(i.created_ns / 100)), i.recoveries, i.process_slots, i.readonly_ != 0);
     }
 
     /// <summary>Walks the whole segment and throws CorruptException naming the first fault, if any.</summary>

@@ -210,6 +210,12 @@ public class LifecycleTests
         var st = seg.Stats();
         Assert.True(st.Used > 0 && st.FileSize >= st.HeapSize);
         Assert.Equal(1u, st.AttachedProcesses);
+        var info = seg.Info();
+        Assert.Equal(1, info.LayoutMajor);
+        Assert.Equal(Library.BindingVersion, info.CreatorVersion);
+        Assert.Equal(64ul << 20, info.MaxSize);
+        Assert.False(info.ReadOnly);
+        Assert.True(Math.Abs((DateTime.UtcNow - info.CreatedUtc).TotalMinutes) < 10, info.CreatedUtc.ToString("O"));
         seg.Check();
     }
 
