@@ -617,6 +617,58 @@ static void test_kill_during_churn(void)
     commy_alloc_close(a);
 }
 
+struct waiter {
+    commy_box *b;
+    uint32_t seen;
+    int rc;
+};
+
+static void *waiter_main(void *p)
+{
+    struct waiter *w = p;
+    w->rc = commy_box_wait(w->b, w->seen, 10000);
+    return NULL;
+}
+
+/* One change wakes every waiter, and the waiter count returns to zero. */
+static void test_many_waiters(void)
+{
+    commy_alloc *a = open_new("waiters.seg", 64 << 20);
+    commy_box *b = NULL;
+    CHECK_OK(commy_box_open(&b, a, "w", COMMY_T_U64, 0));
+    enum { N = 4 };
+    pthread_t th[N];
+    struct waiter w[N];
+    uint32_t v;
+    CHECK_OK(commy_box_version(&v, b));
+    for (int i = 0; i < N; i++) {
+        w[i] = (struct waiter){b, v, 99};
+        REQUIRE(pthread_create(&th[i], NULL, waiter_main, &w[i]) == 0);
+    }
+    usleep(100000); /* let them sleep; a late one sees the new version and returns at once */
+    uint64_t t0 = now_ms();
+    CHECK_OK(commy_box_set(b, &(uint64_t){5}, 8));
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_OK(w[i].rc);
+    }
+    CHECK(now_ms() - t0 < 5000);
+    /* The count is back to zero (read through the container's header). */
+    commy_root_info info;
+    CHECK_OK(commy_root_find(&info, a, "w"));
+    commy_segment_info si;
+    CHECK_OK(commy_alloc_info(&si, a));
+    const unsigned char *dir = commy_alloc_ptr(a, si.root_offset);
+    uint64_t coff;
+    memcpy(&coff, dir + 64 + 72, 8);
+    const unsigned char *hdr = commy_alloc_ptr(a, coff);
+    uint32_t waiters;
+    memcpy(&waiters, hdr + 20, 4);
+    CHECK(waiters == 0);
+    commy_box_close(b);
+    commy_alloc_close(a);
+}
+
 /* Container handles outlive their segment handle safely. */
 static void test_close_order(void)
 {
@@ -697,6 +749,7 @@ int main(int argc, char **argv)
     harness_run("damaged_directory", test_damaged_directory);
     harness_run("readonly", test_readonly);
     harness_run("version_wait", test_version_wait);
+    harness_run("many_waiters", test_many_waiters);
     harness_run("close_order", test_close_order);
     harness_run("kill_during_churn", test_kill_during_churn);
     return harness_finish();
