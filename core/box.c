@@ -34,6 +34,24 @@ static int is_int_type(commy_type t)
 
 static int int_is_signed(commy_type t) { return COMMY_TYPE_BASE(t) <= COMMY_T_I64; }
 
+/* Inside an operation, 1 if it runs within a batch (commy_alloc_lock). */
+static inline int batching(const commy_alloc *a) { return a->depth > 1; }
+
+/* commy__value_store copies a bytes/str value into a fresh block unlogged.
+ * Inside a batch that block may be one freed earlier in the batch, whose old
+ * bytes a rollback must bring back: there the copy is logged as well. */
+static int store(commy_alloc *a, void *slot, commy_type t, const void *val, size_t len, int log)
+{
+    if (!batching(a) || !commy__is_var(t) || len == 0)
+        return commy__value_store(a, slot, t, val, len, log || batching(a));
+    struct commy__var v = {0, (uint64_t)len};
+    int rc = commy__alloc(&v.off, a, (uint64_t)len, 8);
+    if (rc == 0) rc = commy__log(a, commy__at(a, v.off), len);
+    if (rc == 0) memcpy(commy__at(a, v.off), val, len);
+    if (rc == 0) rc = commy__put(a, slot, &v, sizeof v);
+    return rc;
+}
+
 /* --------------------------------------------------------------- kind ops */
 
 static int box_init(commy_alloc *a, struct commy__chdr *c)
@@ -289,7 +307,7 @@ int commy_box_set(commy_box *b, const void *val, size_t len)
          * without being logged. */
         struct commy__var old;
         memcpy(&old, c->body, sizeof old);
-        rc = commy__value_store(a, c->body, t, val, len, 1);
+        rc = store(a, c->body, t, val, len, 1);
         if (rc == 0) rc = commy__value_free(a, &old, t);
         break;
     }

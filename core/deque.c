@@ -27,6 +27,21 @@ struct commy_deque {
  * earlier in the batch. There every such write is logged too. */
 static inline int batching(const commy_alloc *a) { return a->depth > 1; }
 
+/* commy__value_store copies a bytes/str value into a fresh block unlogged.
+ * Inside a batch that block may be one freed earlier in the batch, whose old
+ * bytes a rollback must bring back: there the copy is logged as well. */
+static int store(commy_alloc *a, void *slot, commy_type t, const void *val, size_t len, int log)
+{
+    if (!batching(a) || !commy__is_var(t) || len == 0)
+        return commy__value_store(a, slot, t, val, len, log || batching(a));
+    struct commy__var v = {0, (uint64_t)len};
+    int rc = commy__alloc(&v.off, a, (uint64_t)len, 8);
+    if (rc == 0) rc = commy__log(a, commy__at(a, v.off), len);
+    if (rc == 0) memcpy(commy__at(a, v.off), val, len);
+    if (rc == 0) rc = commy__put(a, slot, &v, sizeof v);
+    return rc;
+}
+
 static inline char *ring_slot(commy_alloc *a, const struct commy__chdr *c, uint32_t ss, uint64_t i)
 {
     uint64_t cap = c->body[1], r = c->body[2] + i;
@@ -200,11 +215,11 @@ static int push(commy_deque *d, const void *val, size_t len, int front)
         if (front) {
             uint64_t head = c->body[2] == 0 ? cap - 1 : c->body[2] - 1;
             /* The slot before the head is unreachable until head moves to it. */
-            rc = commy__value_store(a, (char *)commy__at(a, c->body[0]) + head * d->h.kslot, d->h.ktype, val, len,
+            rc = store(a, (char *)commy__at(a, c->body[0]) + head * d->h.kslot, d->h.ktype, val, len,
                                    batching(a));
             if (rc == 0) rc = commy__put64(a, &c->body[2], head);
         } else {
-            rc = commy__value_store(a, ring_slot(a, c, d->h.kslot, n), d->h.ktype, val, len, batching(a));
+            rc = store(a, ring_slot(a, c, d->h.kslot, n), d->h.ktype, val, len, batching(a));
         }
     }
     if (rc == 0) rc = commy__put64(a, &c->len, n + 1);
@@ -338,7 +353,7 @@ int commy_deque_set(commy_deque *d, uint64_t index, const void *val, size_t len)
     char *slot = ring_slot(a, c, d->h.kslot, index);
     char old[16];
     memcpy(old, slot, commy__is_var(d->h.ktype) ? sizeof(struct commy__var) : 0);
-    rc = commy__value_store(a, slot, d->h.ktype, val, len, 1);
+    rc = store(a, slot, d->h.ktype, val, len, 1);
     if (rc == 0) rc = commy__value_free(a, old, d->h.ktype);
     return commy__op_end(&d->h, sp, rc, rc == 0);
 }

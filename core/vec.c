@@ -30,6 +30,21 @@ struct commy_vec {
  * earlier in the batch. There every such write is logged too. */
 static inline int batching(const commy_alloc *a) { return a->depth > 1; }
 
+/* commy__value_store copies a bytes/str value into a fresh block unlogged.
+ * Inside a batch that block may be one freed earlier in the batch, whose old
+ * bytes a rollback must bring back: there the copy is logged as well. */
+static int store(commy_alloc *a, void *slot, commy_type t, const void *val, size_t len, int log)
+{
+    if (!batching(a) || !commy__is_var(t) || len == 0)
+        return commy__value_store(a, slot, t, val, len, log || batching(a));
+    struct commy__var v = {0, (uint64_t)len};
+    int rc = commy__alloc(&v.off, a, (uint64_t)len, 8);
+    if (rc == 0) rc = commy__log(a, commy__at(a, v.off), len);
+    if (rc == 0) memcpy(commy__at(a, v.off), val, len);
+    if (rc == 0) rc = commy__put(a, slot, &v, sizeof v);
+    return rc;
+}
+
 static inline char *slot_at(commy_alloc *a, const struct commy__chdr *c, uint32_t ss, uint64_t i)
 {
     return (char *)commy__at(a, c->body[0]) + i * ss;
@@ -233,7 +248,7 @@ int commy_vec_push(commy_vec *v, const void *val, size_t len)
     commy_alloc *a = v->h.a;
     uint64_t n = c->len;
     if (n == c->body[1]) rc = rebuild(v, c, grown(c->body[1], n + 1), NONE, NONE, &old);
-    if (rc == 0) rc = commy__value_store(a, slot_at(a, c, v->h.kslot, n), v->h.ktype, val, len, batching(a));
+    if (rc == 0) rc = store(a, slot_at(a, c, v->h.kslot, n), v->h.ktype, val, len, batching(a));
     if (rc == 0) rc = commy__put64(a, &c->len, n + 1);
     if (rc == 0) rc = commy__free(a, old);
     return commy__op_end(&v->h, sp, rc, rc == 0);
@@ -284,7 +299,7 @@ int commy_vec_set(commy_vec *v, uint64_t index, const void *val, size_t len)
     char *slot = slot_at(a, c, v->h.kslot, index);
     char old[16];
     memcpy(old, slot, commy__is_var(v->h.ktype) ? sizeof(struct commy__var) : 0);
-    rc = commy__value_store(a, slot, v->h.ktype, val, len, 1);
+    rc = store(a, slot, v->h.ktype, val, len, 1);
     if (rc == 0) rc = commy__value_free(a, old, v->h.ktype);
     return commy__op_end(&v->h, sp, rc, rc == 0);
 }
@@ -313,7 +328,7 @@ int commy_vec_insert(commy_vec *v, uint64_t index, const void *val, size_t len)
         rc = rebuild(v, c, c->body[1], index, NONE, &old);
     }
     /* Slot index now is either fresh or logged: store without a new entry. */
-    if (rc == 0) rc = commy__value_store(a, slot_at(a, c, ss, index), v->h.ktype, val, len, 0);
+    if (rc == 0) rc = store(a, slot_at(a, c, ss, index), v->h.ktype, val, len, 0);
     if (rc == 0) rc = commy__put64(a, &c->len, n + 1);
     if (rc == 0) rc = commy__free(a, old);
     return commy__op_end(&v->h, sp, rc, rc == 0);

@@ -249,6 +249,24 @@ static void test_batch_rollback(void)
     CHECK(v == 10);
     CHECK_OK(commy_box_get(big, blob, sizeof blob, NULL));
     CHECK(blob[0] == 0 && blob[sizeof blob - 1] == 0);
+    /* A bytes box set twice in a batch: the first new block is freed by the
+     * second set and may be reused; the rollback restores the original. */
+    commy_box *bb;
+    REQUIRE(commy_box_open(&bb, a, "bb", COMMY_T_BYTES, 0) == COMMY_OK);
+    unsigned char A[200], B[200];
+    memset(A, 'A', sizeof A);
+    memset(B, 'B', sizeof B);
+    CHECK_OK(commy_box_set(bb, A, sizeof A));
+    CHECK_OK(commy_alloc_lock(a, 0));
+    int rc = COMMY_OK;
+    for (int i = 0; i < 10000 && rc == COMMY_OK; i++) rc = commy_box_set(bb, i % 2 ? A : B, sizeof B);
+    CHECK_RC(rc, COMMY_EJOURNAL);
+    CHECK_RC(commy_alloc_unlock(a), COMMY_EJOURNAL);
+    size_t len = 0;
+    memset(B, 0, sizeof B);
+    CHECK_OK(commy_box_get(bb, B, sizeof B, &len));
+    CHECK(len == sizeof A && memcmp(A, B, sizeof A) == 0);
+    commy_box_close(bb);
     CHECK_OK(commy_alloc_check(a));
     commy_box_close(n);
     commy_box_close(big);

@@ -309,7 +309,30 @@ static void test_batch_rollback(void)
         CHECK_OK(commy_deque_get(d, (uint64_t)i, &got, 8, NULL));
         CHECK(got == i);
     }
+    /* Freed string blocks reused within the batch come back with their bytes. */
+    commy_deque *s;
+    REQUIRE(commy_deque_open(&s, a, "s", COMMY_T_BYTES, 0) == COMMY_OK);
+    unsigned char A[64], B[64], got[64];
+    memset(A, 'A', sizeof A);
+    memset(B, 'B', sizeof B);
+    for (int i = 0; i < 4; i++) CHECK_OK(commy_deque_push_back(s, A, sizeof A));
+    CHECK_OK(commy_alloc_lock(a, 0));
+    rc = COMMY_OK;
+    for (int i = 0; i < 10000 && rc == COMMY_OK; i++) {
+        rc = commy_deque_pop_front(s, NULL, 0, NULL);
+        if (rc == COMMY_OK) rc = commy_deque_push_back(s, B, sizeof B);
+    }
+    CHECK_RC(rc, COMMY_EJOURNAL);
+    CHECK_RC(commy_alloc_unlock(a), COMMY_EJOURNAL);
+    CHECK_OK(commy_deque_len(&n, s));
+    CHECK(n == 4);
+    for (uint64_t i = 0; i < n; i++) {
+        size_t len = 0;
+        CHECK_OK(commy_deque_get(s, i, got, sizeof got, &len));
+        CHECK(len == sizeof A && memcmp(got, A, sizeof A) == 0);
+    }
     CHECK_OK(commy_alloc_check(a));
+    commy_deque_close(s);
     commy_deque_close(d);
     commy_alloc_close(a);
 }

@@ -345,7 +345,32 @@ static void test_batch_rollback(void)
         CHECK_OK(commy_vec_get(v, (uint64_t)i, &got, 8, NULL));
         CHECK(got == i);
     }
+    /* A string popped in the batch frees its block; the push after it may
+     * get the same block back. The rollback must restore the old bytes. */
+    commy_vec *s;
+    REQUIRE(commy_vec_open(&s, a, "s", COMMY_T_STR, 0) == COMMY_OK);
+    char A[100], B[100], got[100];
+    memset(A, 'A', sizeof A);
+    memset(B, 'B', sizeof B);
+    for (int i = 0; i < 3; i++) CHECK_OK(commy_vec_push(s, A, sizeof A));
+    CHECK_OK(commy_alloc_lock(a, 0));
+    CHECK_OK(commy_vec_pop(s, NULL, 0, NULL));
+    CHECK_OK(commy_vec_remove(s, 0));
+    CHECK_OK(commy_vec_push(s, B, sizeof B));
+    CHECK_OK(commy_vec_insert(s, 0, B, sizeof B));
+    rc = COMMY_OK;
+    for (int i = 0; i < 10000 && rc == COMMY_OK; i++) rc = commy_vec_set(s, 1, B, sizeof B);
+    CHECK_RC(rc, COMMY_EJOURNAL);
+    CHECK_RC(commy_alloc_unlock(a), COMMY_EJOURNAL);
+    CHECK_OK(commy_vec_len(&n, s));
+    CHECK(n == 3);
+    for (uint64_t i = 0; i < n; i++) {
+        size_t len = 0;
+        CHECK_OK(commy_vec_get(s, i, got, sizeof got, &len));
+        CHECK(len == sizeof A && memcmp(got, A, sizeof A) == 0);
+    }
     CHECK_OK(commy_alloc_check(a));
+    commy_vec_close(s);
     commy_vec_close(v);
     commy_alloc_close(a);
 }
