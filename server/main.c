@@ -59,6 +59,9 @@ typedef struct conn {
     outmsg *qhead, *qtail;
     int qlen;
     time_t last_progress;
+    time_t last_seen; /* the last frame or pong from the peer */
+    time_t last_ping;
+    int ping_due;
     int want_write;
     int kill;      /* close after the queue drains (revoked, too big) */
     int kill_now;  /* cut at once (slow consumer) */
@@ -957,6 +960,18 @@ static void tick(lws_sorted_usec_list_t *sul)
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
             continue;
         }
+        if (now - c->last_seen >= 2 * S.cfg.ping_interval_s) {
+            /* two intervals without a pong or any frame: the peer is gone */
+            c->kill_now = c->kill_sent = 1;
+            snprintf(c->kill_reason, sizeof c->kill_reason, "ping_timeout");
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            continue;
+        }
+        if (now - c->last_ping >= S.cfg.ping_interval_s) {
+            c->ping_due = 1;
+            c->last_ping = now;
+            lws_callback_on_writable(c->wsi);
+        }
         if (c->authed && !c->warned_expiring && c->tok.expires_at - now <= EXPIRING_NOTICE_S) {
             c->warned_expiring = 1;
             cJSON *f = cJSON_CreateObject();
@@ -1014,7 +1029,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (!c) return -1;
         c->wsi = wsi;
         c->loopback = peer_is_loopback(wsi, c->peer, sizeof c->peer);
-        c->last_progress = time(NULL);
+        c->last_progress = c->last_seen = c->last_ping = time(NULL);
         pthread_mutex_lock(&S.lock);
         if (S.nconns >= S.cfg.max_connections) {
             pthread_mutex_unlock(&S.lock);
@@ -1071,6 +1086,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             }
         }
         pthread_mutex_lock(&S.lock);
+        c->last_seen = time(NULL);
         S.bytes_in += len;
         if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
             S.messages_in++;
@@ -1094,9 +1110,28 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         pthread_mutex_unlock(&S.lock);
         break;
     }
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (p && p->c) {
+            pthread_mutex_lock(&S.lock);
+            p->c->last_seen = time(NULL);
+            pthread_mutex_unlock(&S.lock);
+        }
+        break;
     case LWS_CALLBACK_SERVER_WRITEABLE: {
         conn *c = p ? p->c : NULL;
         if (!c) return -1;
+        pthread_mutex_lock(&S.lock);
+        int ping = c->ping_due;
+        c->ping_due = 0;
+        pthread_mutex_unlock(&S.lock);
+        if (ping) {
+            /* a payload, because lws 4.1 reports no empty pong to the protocol */
+            unsigned char pb[LWS_PRE + 8];
+            memcpy(pb + LWS_PRE, "commy-ok", 8);
+            if (lws_write(wsi, pb + LWS_PRE, 8, LWS_WRITE_PING) < 0) return -1;
+            lws_callback_on_writable(wsi); /* the queue goes on the next turn */
+            break;
+        }
         pthread_mutex_lock(&S.lock);
         c->want_write = 0;
         outmsg *m = c->qhead;
@@ -1251,15 +1286,11 @@ int main(int argc, char **argv)
         return 1;
     }
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
-    static lws_retry_bo_t retry;
-    retry.secs_since_valid_ping = (uint16_t)S.cfg.ping_interval_s;
-    retry.secs_since_valid_hangup = (uint16_t)(S.cfg.ping_interval_s * 2);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = S.cfg.port;
     info.iface = S.cfg.address;
     info.protocols = protocols;
-    info.retry_and_idle_policy = &retry;
     info.timeout_secs = 10;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6 * (strchr(S.cfg.address, ':') == NULL);
     if (!insecure) {
@@ -1294,6 +1325,27 @@ int main(int argc, char **argv)
     while (!S.stop)
         if (lws_service(S.ctx, 0) < 0) break;
     srv_log("info", "shutdown", "stopping");
+    /* tell every client why, and give the frames up to a second to leave */
+    pthread_mutex_lock(&S.lock);
+    for (conn *c = S.conns; c; c = c->next) {
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "reason", "shutdown");
+        enqueue(c, commy_wire_push_build("closing", f));
+        c->kill = 1;
+        snprintf(c->kill_reason, sizeof c->kill_reason, "shutdown");
+    }
+    pthread_mutex_unlock(&S.lock);
+    for (struct timespec t0, t1; clock_gettime(CLOCK_MONOTONIC, &t0) == 0;) {
+        pthread_mutex_lock(&S.lock);
+        int left = S.nconns;
+        pthread_mutex_unlock(&S.lock);
+        if (!left) break;
+        lws_service(S.ctx, 0);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        static time_t first;
+        if (!first) first = t0.tv_sec;
+        if (t1.tv_sec - first >= 1) break;
+    }
     lws_context_destroy(S.ctx);
     S.store->close(S.store);
     srv_config_free(&S.cfg);

@@ -98,8 +98,13 @@ class Server:
 
     def stop(self):
         self.proc.terminate()
-        self.proc.wait(10)
+        rc = self.proc.wait(15)
         self.log.close()
+        text = open(self.log.name, errors="replace").read()
+        # sanitizer builds: a report or a non-zero exit fails the test
+        for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+            assert marker not in text, "sanitizer report in " + self.log.name
+        assert rc == 0, "server exited with %s; see %s" % (rc, self.log.name)
 
     def client(self, tenant="acme", key="admin"):
         w = WS(self.port, cafile=self.cert)
@@ -124,7 +129,8 @@ class Server:
 
     def cleanup(self):
         if self.proc.poll() is None:
-            self.stop()
+            self.proc.terminate()
+            self.proc.wait(15)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -480,6 +486,35 @@ def test_stalled_client_cut():
         s.cleanup()
 
 
+def test_ping_drops_silent_client():
+    s = Server(limits={"ping_interval_s": 1})
+    try:
+        silent, live = s.client(key="alice"), s.client(key="bob")
+        # live answers pings while it waits (wsclient answers them in recv)
+        assert live.wait_push("never", 5) is None
+        ok(live.request("list_services"))
+        # silent never read a byte, so it never answered a ping: it was dropped
+        assert s.metrics()["commy_connections"] == 1
+        try:
+            while True:
+                silent.recv()
+        except (Closed, OSError):
+            pass
+    finally:
+        s.cleanup()
+
+
+def test_shutdown_says_closing():
+    s = Server()
+    try:
+        w = s.client()
+        s.stop()
+        p = w.wait_push("closing", 5)
+        assert p is not None and p["reason"] == "shutdown"
+    finally:
+        s.cleanup()
+
+
 def test_metrics(s):
     w = s.client()
     ok(w.request("open_service", service="a", mode="remote"))
@@ -560,7 +595,8 @@ SHARED = [test_auth_success_and_failure, test_malformed_input, test_permissions_
           test_every_container_kind, test_remote_set_seen_in_order, test_local_write_seen_remotely,
           test_local_refused_to_non_local_or_unauthorised, test_last_client_deletes_file,
           test_killed_client_cleaned_up, test_logout, test_refresh, test_revocation_rotates_file, test_metrics]
-OWN = [test_expiry, test_restart_keeps_tokens, test_stalled_client_cut, test_bad_config_refused, test_demo_mode,
+OWN = [test_expiry, test_restart_keeps_tokens, test_stalled_client_cut, test_ping_drops_silent_client,
+       test_shutdown_says_closing, test_bad_config_refused, test_demo_mode,
        test_insecure_dev_plain_ws]
 
 
@@ -588,10 +624,17 @@ def main():
                 print("  server log: %s" % os.path.join(s.dir, "server.log"))
                 s.dir_keep = True
         finally:
+            if s and s.proc.poll() is None:
+                try:
+                    s.stop()  # checks the log for sanitizer reports and the exit status
+                except AssertionError as e:
+                    if not getattr(s, "dir_keep", False):
+                        failed += 1
+                        passed -= 1
+                        print("FAIL %s: %s" % (t.__name__, e), flush=True)
+                        s.dir_keep = True
             if s and not getattr(s, "dir_keep", False):
                 s.cleanup()
-            elif s:
-                s.stop() if s.proc.poll() is None else None
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 

@@ -28,6 +28,7 @@ class WS:
         self.next_id = 1
         self.pushes = []
         self.close_code = None
+        self.deadline = None
         key = base64.b64encode(os.urandom(16)).decode()
         req = ("GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: commy.v1\r\n\r\n" % key)
@@ -84,6 +85,8 @@ class WS:
             payload = self._need(n)
             if op == 9:
                 self.send_frame(10, payload)
+                if self.deadline and time.time() > self.deadline:
+                    raise TimeoutError("no data frame before the deadline")
                 continue
             if op == 10:
                 continue
@@ -125,12 +128,14 @@ class WS:
             if left <= 0:
                 return None
             self.sock.settimeout(left)
+            self.deadline = deadline
             try:
                 m = self.recv()
             except (socket.timeout, TimeoutError):
                 return None
             finally:
                 self.sock.settimeout(10)
+                self.deadline = None
             if "push" in m:
                 self.pushes.append(m)
 
