@@ -527,6 +527,37 @@ static inline const void *canon(const struct commy__handle *h, const void *key, 
     return base == COMMY_T_F32 || base == COMMY_T_F64 ? commy__key_canon(h->ktype, key, klen, buf) : key;
 }
 
+/* Starts fetching the cache lines a lookup of a number key will read, before
+ * the lock is taken: the fetch (usually a miss to memory in a big table)
+ * then overlaps the locking. Reads without the lock, so everything read is
+ * only a hint: a prefetch of a wrong address is harmless and the real lookup
+ * happens under the lock. Plain relaxed loads; bounded to the mapping. */
+static inline void prefetch_key(const struct commy__handle *h, const void *k)
+{
+    commy_alloc *a = h->a;
+    uint32_t base = COMMY_TYPE_BASE(h->ktype);
+    if (a == NULL || base < COMMY_T_I8 || base > COMMY_T_F64 || h->off + 64 > a->size) return;
+    struct commy__chdr *c = commy__at(a, h->off);
+    uint64_t off = __atomic_load_n(&c->body[0], __ATOMIC_RELAXED);
+    if (off == 0 || off > a->size - TAB_HDR) return;
+    uint64_t cap = __atomic_load_n(&((struct table *)commy__at(a, off))->cap, __ATOMIC_RELAXED);
+    if (cap < MIN_CAP || cap > MAX_CAP || (cap & (cap - 1))) return;
+    uint64_t x = 0;
+    memcpy(&x, k, h->kslot);
+    uint64_t hash = mix64(x ^ __atomic_load_n(&c->body[1], __ATOMIC_RELAXED));
+    uint64_t pos = (hash >> 7) & (cap - 1);
+    uint32_t stride = h->kind == COMMY_KIND_MAP ? 0 : h->kslot;
+    if (stride == 0) {
+        struct ht t;
+        layout(&t, a, c, h);
+        stride = t.stride;
+    }
+    uint64_t slot = off + TAB_HDR + ctrl_bytes(cap) + pos * stride;
+    if (slot + stride > a->size) return;
+    __builtin_prefetch(commy__at(a, off + TAB_HDR + pos));
+    __builtin_prefetch(commy__at(a, slot));
+}
+
 static int not_found(struct commy__handle *h)
 {
     return commy__err(COMMY_ENOTFOUND, "%s '%s' has no such key", h->kind == COMMY_KIND_MAP ? "map" : "set", h->name);
@@ -600,6 +631,7 @@ int commy__ht_put(int *out_added, struct commy__handle *h, const void *key, size
     const void *k = canon(h, key, klen, kb);
     uint64_t sp;
     struct commy__chdr *c;
+    prefetch_key(h, k);
     rc = commy__op_begin(h, 1, &sp, &c);
     if (rc) return rc;
     struct ht t;
@@ -621,6 +653,7 @@ int commy__ht_get(struct commy__handle *h, const void *key, size_t klen, void *o
     const void *k = canon(h, key, klen, kb);
     uint64_t sp;
     struct commy__chdr *c;
+    prefetch_key(h, k);
     rc = commy__op_begin(h, 0, &sp, &c);
     if (rc) return rc;
     struct ht t;
@@ -648,6 +681,7 @@ int commy__ht_contains(int *out, struct commy__handle *h, const void *key, size_
     const void *k = canon(h, key, klen, kb);
     uint64_t sp;
     struct commy__chdr *c;
+    prefetch_key(h, k);
     rc = commy__op_begin(h, 0, &sp, &c);
     if (rc) return rc;
     struct ht t;
@@ -681,6 +715,7 @@ int commy__ht_remove(struct commy__handle *h, const void *key, size_t klen)
     const void *k = canon(h, key, klen, kb);
     uint64_t sp;
     struct commy__chdr *c;
+    prefetch_key(h, k);
     rc = commy__op_begin(h, 1, &sp, &c);
     if (rc) return rc;
     struct ht t;
