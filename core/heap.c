@@ -13,6 +13,7 @@
 #include "segment.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 
 #define F_FREE 1u
 #define F_PREV_FREE 2u
@@ -244,6 +245,18 @@ static int take(commy_alloc *a, uint64_t off)
     return rc;
 }
 
+/* Adjusts the live counters (used, live: adjacent in the header) with one journal entry. */
+static inline int count_live(commy_alloc *a, int64_t bytes, int64_t blocks)
+{
+    struct commy__heap_state *hs = HS(a);
+    int rc = commy__log(a, &hs->used, 16);
+    if (rc == 0) {
+        hs->used += (uint64_t)bytes;
+        hs->live += (uint64_t)blocks;
+    }
+    return rc;
+}
+
 /* ------------------------------------------------------------ quick lists */
 
 static inline struct commy__quick *QK(const commy_alloc *a) { return &a->hdr->quick; }
@@ -323,14 +336,12 @@ int commy__alloc(uint64_t *out, commy_alloc *a, uint64_t size, uint64_t align)
     need += HDR;
     if (need < MIN_BLOCK) need = MIN_BLOCK;
     uint64_t search = align > COMMY__ALIGN ? need + align + MIN_BLOCK : need;
-    struct commy__heap_state *hs = HS(a);
     if (align == COMMY__ALIGN && need <= COMMY__QUICK_MAX) {
         uint64_t q;
         int rc = quick_pop(a, need, &q);
         if (rc) return rc;
         if (q) {
-            rc = commy__put64(a, &hs->used, hs->used + need);
-            rc = rc ? rc : commy__put64(a, &hs->live, hs->live + 1);
+            rc = count_live(a, (int64_t)need, 1);
             if (rc == 0) *out = q + HDR;
             return rc;
         }
@@ -382,8 +393,7 @@ int commy__alloc(uint64_t *out, commy_alloc *a, uint64_t size, uint64_t align)
     }
     rc = trim(a, off, need);
     if (rc) return rc;
-    rc = commy__put64(a, &hs->used, hs->used + bsize(B(a, off)));
-    rc = rc ? rc : commy__put64(a, &hs->live, hs->live + 1);
+    rc = count_live(a, (int64_t)bsize(B(a, off)), 1);
     if (rc) return rc;
     *out = off + HDR;
     return COMMY_OK;
@@ -450,19 +460,40 @@ static int release_block(commy_alloc *a, uint64_t off)
     return rc ? rc : make_free(a, start, total, prev, prev_flag);
 }
 
+static int bad_free(const commy_alloc *a, uint64_t p, int double_free)
+{
+    return commy__err(COMMY_EBADFREE, double_free ? "segment '%s': double free of offset %" PRIu64
+                                                  : "segment '%s': offset %" PRIu64 " is not a live allocation",
+                      a->path, p);
+}
+
 int commy__free(commy_alloc *a, uint64_t p)
 {
     if (p == 0) return COMMY_OK;
     int df;
-    uint64_t off = live_block(a, p, &df);
-    if (!off)
-        return commy__err(COMMY_EBADFREE, df ? "segment '%s': double free of offset %" PRIu64
-                                             : "segment '%s': offset %" PRIu64 " is not a live allocation",
-                          a->path, p);
+    if (!live_block(a, p, &df)) return bad_free(a, p, df);
+    if (a->npending <= 256)
+        for (uint32_t i = 0; i < a->npending; i++)
+            if (a->pending[i] == p) return bad_free(a, p, 1);
+    if (a->npending == a->pending_cap) {
+        uint32_t cap = a->pending_cap ? a->pending_cap * 2 : 16;
+        uint64_t *n = realloc(a->pending, cap * sizeof *n);
+        if (!n) return commy__err(COMMY_ENOMEM, "segment '%s': out of memory recording a free", a->path);
+        a->pending = n;
+        a->pending_cap = cap;
+    }
+    a->pending[a->npending++] = p;
+    return COMMY_OK;
+}
+
+int commy__free_now(commy_alloc *a, uint64_t p)
+{
+    /* commy__free validated p in this change, and nothing since can have
+     * made it anything but a live block: re-check only the cheap part. */
+    uint64_t off = p - HDR;
+    if (bflags(B(a, off)) & (F_FREE | F_QUICK)) return bad_free(a, p, 1);
     uint64_t sz = bsize(B(a, off));
-    struct commy__heap_state *hs = HS(a);
-    int rc = commy__put64(a, &hs->used, hs->used - sz);
-    rc = rc ? rc : commy__put64(a, &hs->live, hs->live - 1);
+    int rc = count_live(a, -(int64_t)sz, -1);
     if (rc) return rc;
     if (sz <= COMMY__QUICK_MAX && QK(a)->bytes + sz <= quick_limit(a)) return quick_push(a, off, sz);
     return release_block(a, off);

@@ -59,6 +59,11 @@ struct commy_alloc {
     atomic_int owned;
     int depth;
     int batch_failed;      /* a batch's operation overflowed the journal; rolled back */
+    /* Blocks freed by the change in progress. They are returned to the heap
+     * only after it commits, so no block freed by a change can be handed out
+     * again (and written unlogged) by the same change. */
+    uint64_t *pending;
+    uint32_t npending, pending_cap;
     /* heartbeat thread */
     pthread_t hb_thread;
     int hb_running;
@@ -144,7 +149,8 @@ uint64_t commy__journal_room(const commy_alloc *a) COMMY__HIDDEN;
 int commy__alloc(uint64_t *out, commy_alloc *a, uint64_t size, uint64_t align) COMMY__HIDDEN;
 /* Allocates and zeroes. */
 int commy__calloc(uint64_t *out, commy_alloc *a, uint64_t size, uint64_t align) COMMY__HIDDEN;
-/* Frees a live block; COMMY_EBADFREE if off is not one. off 0 is a no-op. */
+/* Frees a live block when the change commits; COMMY_EBADFREE if off is not
+ * one (or was already freed by this change). off 0 is a no-op. */
 int commy__free(commy_alloc *a, uint64_t off) COMMY__HIDDEN;
 /* Usable bytes of the live block at off; 0 if off is not a live block. */
 uint64_t commy__block_size(const commy_alloc *a, uint64_t off) COMMY__HIDDEN;

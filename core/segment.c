@@ -387,6 +387,7 @@ static int lock_segment(commy_alloc *a, uint32_t timeout_ms)
     atomic_store_explicit(&a->owned, 1, memory_order_relaxed);
     a->depth = 1;
     a->batch_failed = 0;
+    a->npending = 0;
     refresh_size(a);
     /* A non-empty journal means the previous holder died mid-change. */
     if (atomic_load_explicit(&journal(a)->used, memory_order_relaxed) != 0) rc = recover(a);
@@ -399,12 +400,37 @@ static int lock_segment(commy_alloc *a, uint32_t timeout_ms)
     return rc;
 }
 
+/* After a commit: returns the change's freed blocks to the heap, in journaled
+ * steps committed as the journal fills. A death in here leaks the blocks not
+ * yet returned; it never corrupts anything. */
+static void apply_pending_frees(commy_alloc *a)
+{
+    struct commy__journal *j = journal(a);
+    for (uint32_t i = 0; i < a->npending; i++) {
+        if (commy__journal_room(a) < (64u << 10)) atomic_store_explicit(&j->used, 0, memory_order_release);
+        uint64_t mark = atomic_load_explicit(&j->used, memory_order_relaxed);
+        if (commy__free_now(a, a->pending[i]) != COMMY_OK) rollback_to(a, mark);
+    }
+    a->npending = 0;
+}
+
 static void unlock_segment(commy_alloc *a)
 {
     atomic_store_explicit(&journal(a)->used, 0, memory_order_release);
+    if (a->npending) {
+        apply_pending_frees(a);
+        atomic_store_explicit(&journal(a)->used, 0, memory_order_release);
+    }
     a->depth = 0;
     atomic_store_explicit(&a->owned, 0, memory_order_relaxed);
     release_word(a);
+}
+
+/* A savepoint is the journal's length in the low 32 bits and the number of
+ * deferred frees in the high 32 (the journal is at most 64 MiB). */
+static inline uint64_t savepoint(const commy_alloc *a)
+{
+    return atomic_load_explicit(&journal(a)->used, memory_order_relaxed) | ((uint64_t)a->npending << 32);
 }
 
 int commy__begin(commy_alloc *a, int write, uint64_t *sp)
@@ -422,7 +448,7 @@ int commy__begin(commy_alloc *a, int write, uint64_t *sp)
             return commy__err(COMMY_EJOURNAL, "segment '%s': this batch outgrew the journal and was rolled back; "
                               "end it with commy_alloc_unlock", a->path);
         a->depth++;
-        *sp = atomic_load_explicit(&journal(a)->used, memory_order_relaxed);
+        *sp = savepoint(a);
         return COMMY_OK;
     }
     int rc = lock_segment(a, a->lock_timeout_ms);
@@ -440,8 +466,9 @@ int commy__end(commy_alloc *a, uint64_t sp, int rc)
             sp = 0;
             a->batch_failed = 1;
         }
-        int rb = rollback_to(a, sp);
+        int rb = rollback_to(a, sp & 0xffffffffu);
         if (rb) rc = rb;
+        a->npending = (uint32_t)(sp >> 32);
         refresh_size(a); /* a rolled-back growth restored the header's size */
     }
     if (--a->depth == 0) unlock_segment(a);
@@ -787,6 +814,7 @@ fail:
 static void release(commy_alloc *a)
 {
     if (atomic_fetch_sub(&a->refs, 1) != 1) return;
+    free(a->pending);
     unmap_file(a);
     if (a->fd >= 0) close(a->fd);
     free(a->path);

@@ -102,6 +102,8 @@ int commy__heap_shrink(commy_alloc *a, uint64_t *new_size) COMMY__HIDDEN;
 /* Returns cached small blocks to the coalescing heap as far as the journal
  * allows in one operation; *more says whether some remain. */
 int commy__heap_flush(commy_alloc *a, int *more) COMMY__HIDDEN;
+/* Really frees a block now (commy__free defers to the commit). */
+int commy__free_now(commy_alloc *a, uint64_t off) COMMY__HIDDEN;
 /* segment.c, for heap.c: grows the file to at least min_size. */
 int commy__grow(commy_alloc *a, uint64_t min_size) COMMY__HIDDEN;
 
