@@ -504,6 +504,25 @@ def test_ping_drops_silent_client():
         s.cleanup()
 
 
+def test_max_connections():
+    s = Server(limits={"max_connections": 2})
+    try:
+        a, b = s.client(), s.client()
+        refused = False
+        try:
+            c = WS(s.port, cafile=s.cert)
+            c.request("list_services")
+        except (Closed, OSError):
+            refused = True
+        assert refused, "a third connection was served"
+        ok(a.request("list_services"))
+        b.close()
+        time.sleep(0.5)
+        ok(s.client().request("list_services"))
+    finally:
+        s.cleanup()
+
+
 def test_shutdown_says_closing():
     s = Server()
     try:
@@ -596,7 +615,7 @@ SHARED = [test_auth_success_and_failure, test_malformed_input, test_permissions_
           test_local_refused_to_non_local_or_unauthorised, test_last_client_deletes_file,
           test_killed_client_cleaned_up, test_logout, test_refresh, test_revocation_rotates_file, test_metrics]
 OWN = [test_expiry, test_restart_keeps_tokens, test_stalled_client_cut, test_ping_drops_silent_client,
-       test_shutdown_says_closing, test_bad_config_refused, test_demo_mode,
+       test_shutdown_says_closing, test_max_connections, test_bad_config_refused, test_demo_mode,
        test_insecure_dev_plain_ws]
 
 
