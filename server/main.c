@@ -987,6 +987,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 {
     pss *p = user;
     switch (reason) {
+    case LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION:
+        /* lws asks us to judge the client certificate (0 = accept): keep
+         * OpenSSL's verdict against the configured client CA */
+        if (!len) srv_log("warn", "auth_failure", "a client certificate did not verify against tls.client_ca");
+        return len ? 0 : 1;
     case LWS_CALLBACK_HTTP: {
         const char *uri = in;
         if (!p) return -1;

@@ -523,6 +523,51 @@ def test_max_connections():
         s.cleanup()
 
 
+def _openssl(*args):
+    subprocess.check_call(["openssl"] + list(args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _make_ca(d, name):
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+             os.path.join(d, name + "-ca.key"), "-out", os.path.join(d, name + "-ca.pem"), "-days", "2",
+             "-subj", "/CN=" + name + " CA")
+    key, csr, crt = (os.path.join(d, name + "-client" + x) for x in (".key", ".csr", ".pem"))
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", csr,
+             "-subj", "/CN=" + name + " client")
+    _openssl("x509", "-req", "-in", csr, "-CA", os.path.join(d, name + "-ca.pem"), "-CAkey",
+             os.path.join(d, name + "-ca.key"), "-CAcreateserial", "-out", crt, "-days", "2")
+    return crt, key
+
+
+def test_mutual_tls():
+    d = tempfile.mkdtemp(prefix="commy-srv-mtls-")
+    try:
+        good = _make_ca(d, "good")
+        bad = _make_ca(d, "bad")
+        s = Server.__new__(Server)
+        Server.__init__(s)  # makes the config; restart it with a client CA
+        s.stop()
+        cfg = json.load(open(s.config))
+        cfg["tls"]["client_ca"] = os.path.join(d, "good-ca.pem")
+        json.dump(cfg, open(s.config, "w"))
+        s.start()
+        try:
+            w = WS(s.port, cafile=s.cert, certfile=good[0], keyfile=good[1])
+            ok(w.request("authenticate", tenant="acme", api_key="alice.s3cret-alice"))
+            for cert in (None, bad):
+                refused = False
+                try:
+                    w = WS(s.port, cafile=s.cert, certfile=cert and cert[0], keyfile=cert and cert[1])
+                    w.request("list_services")
+                except (Closed, OSError, ssl.SSLError):
+                    refused = True
+                assert refused, "served a client with certificate %r" % (cert,)
+        finally:
+            s.cleanup()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_shutdown_says_closing():
     s = Server()
     try:
@@ -615,7 +660,7 @@ SHARED = [test_auth_success_and_failure, test_malformed_input, test_permissions_
           test_local_refused_to_non_local_or_unauthorised, test_last_client_deletes_file,
           test_killed_client_cleaned_up, test_logout, test_refresh, test_revocation_rotates_file, test_metrics]
 OWN = [test_expiry, test_restart_keeps_tokens, test_stalled_client_cut, test_ping_drops_silent_client,
-       test_shutdown_says_closing, test_max_connections, test_bad_config_refused, test_demo_mode,
+       test_shutdown_says_closing, test_max_connections, test_mutual_tls, test_bad_config_refused, test_demo_mode,
        test_insecure_dev_plain_ws]
 
 

@@ -15,13 +15,15 @@ class Closed(Exception):
 
 
 class WS:
-    def __init__(self, port, tls=True, cafile=None, host="127.0.0.1", timeout=10):
+    def __init__(self, port, tls=True, cafile=None, host="127.0.0.1", timeout=10, certfile=None, keyfile=None):
         raw = socket.create_connection((host, port), timeout=timeout)
         if tls:
             ctx = ssl.create_default_context(cafile=cafile)
             ctx.check_hostname = False  # the demo certificate names localhost; we dial 127.0.0.1
             if cafile is None:
                 ctx.verify_mode = ssl.CERT_NONE
+            if certfile:
+                ctx.load_cert_chain(certfile, keyfile)
             raw = ctx.wrap_socket(raw, server_hostname="localhost")
         self.sock = raw
         self.buf = b""
