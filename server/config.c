@@ -203,7 +203,7 @@ int srv_config_load(srv_config *c, const char *file, char *err, size_t cap)
         if (access(c->key, R_OK) != 0) { bad(err, cap, "tls.key: cannot read %s", c->key); goto out; }
         if (c->client_ca[0] && access(c->client_ca, R_OK) != 0) { bad(err, cap, "tls.client_ca: cannot read %s", c->client_ca); goto out; }
     }
-    if (opt_str(root, "data_root", "config", c->data_root, sizeof c->data_root, 1, err, cap)) goto out;
+    if (opt_str(root, "data_root", "config", c->data_root, sizeof c->data_root - 256, 1, err, cap)) goto out;
     const cJSON *lim = cJSON_GetObjectItemCaseSensitive(root, "limits");
     if (lim) {
         int mm = (int)c->max_message_bytes;
@@ -247,8 +247,9 @@ int srv_config_demo(srv_config *c, char *api_key, size_t akcap, char *err, size_
     defaults(c);
     snprintf(c->data_root, sizeof c->data_root, "%s/commy-demo-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(c->data_root)) return bad(err, cap, "cannot make a temp data root: %s", strerror(errno));
-    snprintf(c->cert, sizeof c->cert, "%s/demo-cert.pem", c->data_root);
-    snprintf(c->key, sizeof c->key, "%s/demo-key.pem", c->data_root);
+    if ((size_t)snprintf(c->cert, sizeof c->cert, "%s/demo-cert.pem", c->data_root) >= sizeof c->cert ||
+        (size_t)snprintf(c->key, sizeof c->key, "%s/demo-key.pem", c->data_root) >= sizeof c->key)
+        return bad(err, cap, "TMPDIR is too long");
     if (srv_auth_make_cert(c->cert, c->key, err, cap)) return -1;
     c->tenants = calloc(1, sizeof *c->tenants);
     srv_tenant_conf *t = c->tenants;

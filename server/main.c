@@ -350,7 +350,7 @@ static service *service_find(const char *tenant, const char *name)
 static int tenant_dir(char *out, size_t cap, const char *tenant)
 {
     char top[PATH_MAX];
-    snprintf(top, sizeof top, "%s/tenants", S.cfg.data_root);
+    if ((size_t)snprintf(top, sizeof top, "%s/tenants", S.cfg.data_root) >= sizeof top) return COMMY_EINVAL;
     if (mkdir(top, 0700) != 0 && errno != EEXIST) return COMMY_EIO;
     if ((size_t)snprintf(out, cap, "%s/%s", top, tenant) >= cap) return COMMY_EINVAL;
     if (mkdir(out, 0700) != 0 && errno != EEXIST) return COMMY_EIO;
@@ -366,7 +366,7 @@ static int new_file(char *file, size_t fcap, char *path, size_t pcap, const char
     if (rc) return rc;
     if (srv_auth_random_hex(hex, 16)) return COMMY_EIO;
     snprintf(file, fcap, "%s.commy", hex);
-    snprintf(path, pcap, "%s/%s", dir, file);
+    if ((size_t)snprintf(path, pcap, "%s/%s", dir, file) >= pcap) return COMMY_EINVAL;
     commy_alloc_options o;
     commy_alloc_options_init(&o);
     o.flags = COMMY_ALLOC_CREATE | COMMY_ALLOC_EXCL;
@@ -395,7 +395,7 @@ static int service_acquire(service **out, const char *tenant, const char *name, 
     char dir[PATH_MAX];
     if (row.file[0] && tenant_dir(dir, sizeof dir, tenant) == COMMY_OK) {
         snprintf(s->file, sizeof s->file, "%s", row.file);
-        snprintf(s->path, sizeof s->path, "%s/%s", dir, row.file);
+        if ((size_t)snprintf(s->path, sizeof s->path, "%s/%s", dir, row.file) >= sizeof s->path) s->path[0] = '\0';
         commy_alloc_options o;
         commy_alloc_options_init(&o);
         o.flags = 0; /* must exist: a persistent file from before */
