@@ -160,7 +160,6 @@ static int cmd_alloc_worker(const char *path, double seconds, unsigned id)
     return status || corrupt ? 1 : 0;
 }
 
-#if COMMY_DEMO_TASKS
 /* The shared state of the task demo: a deque of i64 tasks, a box counting
  * done tasks, a box summing their results, and a config map (str -> i64)
  * whose "multiplier" the consumers apply. */
@@ -327,14 +326,55 @@ static int cmd_monitor(const char *path, int64_t total, double seconds)
     return status;
 }
 
-#endif
+
+/* The C side of the three-language demo: writes a few containers that the
+ * Python and C# readers then print. */
+static int cmd_shared_write(const char *path)
+{
+    commy_alloc *a = NULL;
+    commy_box *visits = NULL;
+    commy_map *prices = NULL;
+    commy_omap *scores = NULL;
+    commy_deque *log = NULL;
+    int rc = commy_alloc_open(&a, path, NULL);
+    if (rc == COMMY_OK) rc = commy_box_open(&visits, a, "visits", COMMY_T_I64, 0);
+    if (rc == COMMY_OK) rc = commy_map_open(&prices, a, "prices", COMMY_T_STR, COMMY_T_F64, 0);
+    if (rc == COMMY_OK) rc = commy_omap_open(&scores, a, "scores", COMMY_T_I64, COMMY_T_STR, 0);
+    if (rc == COMMY_OK) rc = commy_deque_open(&log, a, "log", COMMY_T_STR, 0);
+    static const struct {
+        const char *name;
+        double price;
+    } fruit[] = {{"apple", 1.25}, {"pear", 0.8}, {"kiwi", 0.35}};
+    static const struct {
+        int64_t score;
+        const char *who;
+    } board[] = {{42, "ada"}, {7, "bob"}, {99, "cy"}, {63, "dee"}};
+    for (size_t i = 0; rc == COMMY_OK && i < sizeof fruit / sizeof fruit[0]; i++)
+        rc = commy_map_put(prices, fruit[i].name, strlen(fruit[i].name), &fruit[i].price, sizeof(double));
+    for (size_t i = 0; rc == COMMY_OK && i < sizeof board / sizeof board[0]; i++)
+        rc = commy_omap_put(scores, &board[i].score, 8, board[i].who, strlen(board[i].who));
+    if (rc == COMMY_OK) rc = commy_deque_push_back(log, "written by C", 12);
+    int64_t before = 0;
+    if (rc == COMMY_OK) rc = commy_box_fetch_add(&before, visits, 1);
+    if (rc != COMMY_OK) fprintf(stderr, "commy-demo-worker: %s\n", commy_error_last()->message);
+    else
+        printf("C writer (pid %d): 3 prices, 4 scores, 1 log line, visits %lld -> %lld\n", (int)getpid(),
+               (long long)before, (long long)before + 1);
+    commy_deque_close(log);
+    commy_omap_close(scores);
+    commy_map_close(prices);
+    commy_box_close(visits);
+    commy_alloc_close(a);
+    return rc == COMMY_OK ? 0 : 1;
+}
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: commy-demo-worker alloc-worker PATH SECONDS ID\n"
                "       commy-demo-worker producer PATH TASKS CONSUMERS\n"
                "       commy-demo-worker consumer PATH ID\n"
-               "       commy-demo-worker monitor PATH TOTAL [SECONDS]\n");
+               "       commy-demo-worker monitor PATH TOTAL [SECONDS]\n"
+               "       commy-demo-worker shared-write PATH\n");
 }
 
 static int parse_i64(int64_t *out, const char *s, int64_t lo, int64_t hi, const char *what)
@@ -368,7 +408,6 @@ int main(int argc, char **argv)
         if (parse_i64(&x, argv[3], 0, 86400, "SECONDS") || parse_i64(&y, argv[4], 0, 1 << 20, "ID")) return 2;
         return cmd_alloc_worker(argv[2], (double)x, (unsigned)y);
     }
-#if COMMY_DEMO_TASKS
     if (argc == 5 && !strcmp(argv[1], "producer")) {
         if (parse_i64(&x, argv[3], 0, 100000000, "TASKS") || parse_i64(&y, argv[4], 0, 1024, "CONSUMERS")) return 2;
         return cmd_producer(argv[2], x, (unsigned)y);
@@ -383,12 +422,7 @@ int main(int argc, char **argv)
             return 2;
         return cmd_monitor(argv[2], x, (double)y);
     }
-#else
-    if (argc >= 2 && (!strcmp(argv[1], "producer") || !strcmp(argv[1], "consumer") || !strcmp(argv[1], "monitor"))) {
-        fprintf(stderr, "commy-demo-worker: '%s' needs the deque, map and box containers, which this build lacks\n", argv[1]);
-        return 2;
-    }
-#endif
+    if (argc == 3 && !strcmp(argv[1], "shared-write")) return cmd_shared_write(argv[2]);
     usage(stderr);
     return 2;
 }

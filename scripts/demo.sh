@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Shows commy doing what it is for, on an embedded default (a temp
+# directory): processes sharing containers zero-copy, surviving a kill -9,
+# woken by change notification, and three languages reading one file.
+# Installs what is missing and builds first. Exits by itself.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+cd "$COMMY_ROOT"
+
+ensure_deps
+build_release
+
+bin="$COMMY_BUILD/tools"
+work=$(mktemp -d /tmp/commy-demo-XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+say() { printf '\n\033[1;36m## %s\033[0m\n' "$*"; }
+
+say "1. Five processes allocate in one segment; one is killed with SIGKILL mid-work"
+seg="$work/storm.seg"
+echo "segment: $seg"
+for id in 1 2 3 4; do
+  "$bin/commy-demo-worker" alloc-worker "$seg" 3 "$id" &
+  pids+=($!)
+done
+"$bin/commy-demo-worker" alloc-worker "$seg" 30 5 >/dev/null &
+victim=$!
+sleep 1
+kill -9 "$victim"
+wait "$victim" 2>/dev/null || true
+echo "worker 5 (pid $victim) was killed with SIGKILL; the other four carry on:"
+for p in "${pids[@]}"; do wait "$p"; done
+pids=()
+echo
+echo "\$ commy check $seg"
+"$bin/commy" check "$seg"
+echo
+echo "\$ commy inspect $seg"
+"$bin/commy" inspect "$seg"
+
+say "2. A producer and two consumers share a task deque, a counter and a config map"
+tasks="$work/tasks.seg"
+echo "consumers sleep in commy_deque_pop_front_wait and the monitor in commy_box_wait: no polling"
+"$bin/commy-demo-worker" consumer "$tasks" 1 &
+pids+=($!)
+"$bin/commy-demo-worker" consumer "$tasks" 2 &
+pids+=($!)
+sleep 0.3
+"$bin/commy-demo-worker" monitor "$tasks" 2000 20 &
+pids+=($!)
+sleep 0.3
+"$bin/commy-demo-worker" producer "$tasks" 2000 2
+for p in "${pids[@]}"; do wait "$p"; done
+pids=()
+echo
+echo "\$ commy inspect $tasks   (the roots)"
+"$bin/commy" inspect "$tasks" | sed -n '/^roots/,$p'
+
+say "3. One file, three languages: C writes, Python and C# read (read-only, zero-copy)"
+shared="$work/shared.seg"
+"$bin/commy-demo-worker" shared-write "$shared"
+venv="$COMMY_BUILD/demo-venv"
+# Reinstall when the package or the C sources it bundles changed since the last install.
+if [ ! -f "$venv/.installed" ] || [ -n "$(find abi core bindings python -newer "$venv/.installed" -type f -print -quit)" ]; then
+  log "installing the Python package into $venv (pip install ./python)"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --no-build-isolation --no-index ./python >"$COMMY_BUILD/demo-pip.log" 2>&1 || {
+    tail -20 "$COMMY_BUILD/demo-pip.log"
+    exit 1
+  }
+  touch "$venv/.installed"
+fi
+"$venv/bin/python" scripts/demo/reader.py "$shared"
+if command -v dotnet >/dev/null; then
+  log "building the C# reader (csharp/demo)"
+  dotnet build csharp/demo -c Release -o "$COMMY_BUILD/csharp-demo" >"$COMMY_BUILD/demo-dotnet.log" 2>&1 || {
+    tail -20 "$COMMY_BUILD/demo-dotnet.log"
+    exit 1
+  }
+  dotnet "$COMMY_BUILD/csharp-demo/Commy.Demo.dll" "$shared"
+else
+  echo "(dotnet is not installed: skipping the C# reader)"
+fi
+
+if [ -x "$COMMY_BUILD/server/commy-server" ] && [ -f scripts/demo/server.sh ]; then
+  say "4. commy-server: a local and a remote client of one service"
+  bash scripts/demo/server.sh "$COMMY_BUILD" "$work"
+fi
+
+say "done"
+echo "Everything ran in $work, removed on exit. Read on: README.md, docs/format.md, docs/python.md, docs/csharp.md."
