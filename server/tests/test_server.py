@@ -102,9 +102,11 @@ class Server:
         self.log.close()
         text = open(self.log.name, errors="replace").read()
         # sanitizer builds: a report or a non-zero exit fails the test
-        for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
-            assert marker not in text, "sanitizer report in " + self.log.name
-        assert rc == 0, "server exited with %s; see %s" % (rc, self.log.name)
+        problem = [m for m in ("AddressSanitizer", "LeakSanitizer", "runtime error:") if m in text]
+        if problem or rc != 0:
+            self.dir_keep = True  # keep the log for the reader
+            raise AssertionError("server exited with %s%s; see %s" % (rc, " and a sanitizer report" if problem else "",
+                                                                    self.log.name))
 
     def client(self, tenant="acme", key="admin"):
         w = WS(self.port, cafile=self.cert)
@@ -128,10 +130,12 @@ class Server:
         return out
 
     def cleanup(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(15)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            if self.proc.poll() is None:
+                self.stop()  # checked: sanitizer reports and the exit status fail the test
+        finally:
+            if not getattr(self, "dir_keep", False):
+                shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def err(r):
@@ -676,6 +680,7 @@ def main():
             if t in SHARED:
                 s = Server()
                 t(s)
+                s.stop()  # a sanitizer report or an unclean exit fails the test
             else:
                 t()
             passed += 1
@@ -685,20 +690,14 @@ def main():
             print("FAIL %s" % t.__name__, flush=True)
             traceback.print_exc()
             if s:
-                print("  server log: %s" % os.path.join(s.dir, "server.log"))
+                print("  server log kept: %s" % os.path.join(s.dir, "server.log"))
                 s.dir_keep = True
         finally:
-            if s and s.proc.poll() is None:
+            if s:
                 try:
-                    s.stop()  # checks the log for sanitizer reports and the exit status
-                except AssertionError as e:
-                    if not getattr(s, "dir_keep", False):
-                        failed += 1
-                        passed -= 1
-                        print("FAIL %s: %s" % (t.__name__, e), flush=True)
-                        s.dir_keep = True
-            if s and not getattr(s, "dir_keep", False):
-                s.cleanup()
+                    s.cleanup()
+                except AssertionError:
+                    pass  # already counted
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 
