@@ -42,7 +42,8 @@ static void gen(unsigned char *b, size_t *n, commy_type t)
         uint64_t r = harness_below(10);
         *n = r == 0 ? 0 : r == 1 ? 300 + harness_below(BMAX - 300) : harness_below(20);
         for (size_t i = 0; i < *n; i++)
-            b[i] = COMMY_TYPE_BASE(t) == COMMY_T_STR ? (unsigned char)('a' + harness_below(26)) : (unsigned char)harness_rand();
+            b[i] = COMMY_TYPE_BASE(t) == COMMY_T_STR ? (unsigned char)('a' + harness_below(26))
+                                                     : (unsigned char)harness_rand();
         return;
     }
     *n = commy_type_size(t);
