@@ -51,7 +51,7 @@ KEYS = {
 class Server:
     """A commy-server with a fresh data root, tenants 'acme' and 'other'."""
 
-    def __init__(self, lifetime=3600, limits=None, data_root=None):
+    def __init__(self, lifetime=3600, limits=None, data_root=None, listen="127.0.0.1"):
         self.dir = data_root or tempfile.mkdtemp(prefix="commy-srv-test-")
         self.port = free_port()
         self.cert = os.path.join(self.dir, "cert.pem")
@@ -61,7 +61,7 @@ class Server:
                                    "-nodes", "-keyout", self.key, "-out", self.cert, "-days", "2", "-subj",
                                    "/CN=localhost"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cfg = {
-            "listen": {"address": "127.0.0.1", "port": self.port},
+            "listen": {"address": listen, "port": self.port},
             "tls": {"cert": self.cert, "key": self.key},
             "data_root": os.path.join(self.dir, "data"),
             "limits": dict({"max_message_bytes": 65536, "outbound_queue_cap": 256, "ping_interval_s": 5,
@@ -572,6 +572,80 @@ def test_mutual_tls():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def _non_loopback_address():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(("192.0.2.254", 9))  # no packet is sent: this only picks the outgoing interface
+        addr = s.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        s.close()
+    return None if addr.startswith("127.") else addr
+
+
+def test_local_refused_to_non_local_client():
+    addr = _non_loopback_address()
+    if addr is None:
+        print("  (no non-loopback address on this machine: checked the permission rule only)")
+        return
+    s = Server(listen="0.0.0.0")
+    try:
+        w = WS(s.port, cafile=s.cert, host=addr)
+        ok(w.request("authenticate", tenant="acme", api_key="alice.s3cret-alice"))
+        r = w.request("open_service", service="a", mode="local")
+        assert err(r) == "EPERM" and "loopback" in r["error"]["message"]
+        assert "path" not in json.dumps(r)
+        ok(w.request("open_service", service="a", mode="remote"))  # remote is fine from anywhere
+        local = s.client(key="alice")
+        assert os.path.isabs(ok(local.request("open_service", service="a", mode="local"))["path"])
+    finally:
+        s.cleanup()
+
+
+def test_many_clients_every_update_delivered():
+    n, writes = 100, 5
+    s = Server()
+    try:
+        clients = [s.client(key=("alice", "bob")[i % 2]) for i in range(n)]
+        ok(clients[0].request("open_service", service="a", mode="remote"))
+        ok(clients[0].request("set", service="a", var="feed", kind="str", value={"t": "str", "v": "start"}))
+        for c in clients:
+            ok(c.request("open_service", service="a", mode="remote"))
+            ok(c.request("subscribe", service="a", var="feed"))
+        got = {i: [] for i in range(n)}
+        errors = []
+
+        def run(i):
+            c = clients[i]
+            try:
+                for k in range(writes):
+                    ok(c.request("set", service="a", var="feed", value={"t": "str", "v": "%d-%d" % (i, k)}))
+                while len(got[i]) < n * writes:
+                    p = c.wait_push("changed", 20)
+                    if p is None:
+                        break
+                    got[i].append((p["version"], p["value"]["v"]))
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(repr(e))
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors[:3]
+        want = sorted("%d-%d" % (i, k) for i in range(n) for k in range(writes))
+        for i in range(n):
+            assert sorted(v for _, v in got[i]) == want, (i, len(got[i]))
+            # one order for everyone: versions only go up
+            versions = [v for v, _ in got[i]]
+            assert versions == sorted(versions)
+        # and it is the same order at every subscriber
+        assert all([v for _, v in got[i]] == [v for _, v in got[0]] for i in range(n))
+    finally:
+        s.cleanup()
+
+
 def test_shutdown_says_closing():
     s = Server()
     try:
@@ -664,7 +738,8 @@ SHARED = [test_auth_success_and_failure, test_malformed_input, test_permissions_
           test_local_refused_to_non_local_or_unauthorised, test_last_client_deletes_file,
           test_killed_client_cleaned_up, test_logout, test_refresh, test_revocation_rotates_file, test_metrics]
 OWN = [test_expiry, test_restart_keeps_tokens, test_stalled_client_cut, test_ping_drops_silent_client,
-       test_shutdown_says_closing, test_max_connections, test_mutual_tls, test_bad_config_refused, test_demo_mode,
+       test_shutdown_says_closing, test_max_connections, test_mutual_tls, test_local_refused_to_non_local_client,
+       test_many_clients_every_update_delivered, test_bad_config_refused, test_demo_mode,
        test_insecure_dev_plain_ws]
 
 
