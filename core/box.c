@@ -231,6 +231,7 @@ static int narrow(uint64_t *out, commy_box *b, int64_t v, const char *what)
 
 static int check_value(commy_box *b, const void *val, size_t len)
 {
+    if (commy__value_fast_ok(b->h.ktype, val, len)) return COMMY_OK;
     char what[COMMY_ROOT_NAME_MAX + 32];
     snprintf(what, sizeof what, "value for box '%s'", b->h.name);
     if (val == NULL && len > 0) return commy__err(COMMY_EINVAL, "%s is NULL with length %zu", what, len);

@@ -155,6 +155,7 @@ int commy_deque_wait(commy_deque *d, uint32_t seen, int32_t timeout_ms)
 
 static int check_value(commy_deque *d, const void *val, size_t len)
 {
+    if (commy__value_fast_ok(d->h.ktype, val, len)) return COMMY_OK;
     char what[COMMY_ROOT_NAME_MAX + 32];
     snprintf(what, sizeof what, "element for deque '%s'", d->h.name);
     return commy__value_check(d->h.ktype, val, len, what);

@@ -177,6 +177,19 @@ struct commy__var {
  * message naming what (e.g. "key", "value") and the container's name. */
 int commy__value_check(commy_type t, const void *val, size_t len, const char *what) COMMY__HIDDEN;
 
+/* The common case of commy__value_check, inline and without building a
+ * message: a fixed-size, non-bool value of the right length. 0 means "check
+ * it the slow way" (it may still be valid). */
+static inline int commy__value_fast_ok(commy_type t, const void *val, size_t len)
+{
+    uint32_t b = COMMY_TYPE_BASE(t);
+    if (val == NULL || b == COMMY_T_BOOL || b == COMMY_T_BYTES || b == COMMY_T_STR || b == COMMY_T_BLOB || b == 0 ||
+        b > COMMY_T_BLOB)
+        return 0;
+    static const uint8_t sizes[] = {0, 1, 2, 4, 8, 1, 2, 4, 8, 4, 8};
+    return len == sizes[b];
+}
+
 /* Copies a key into canonical form for storing, hashing and comparing:
  * floats have -0.0 made +0.0 and every NaN made the quiet NaN. buf must hold
  * 8 bytes; returns val itself for every other type. */

@@ -156,6 +156,7 @@ int commy_vec_wait(commy_vec *v, uint32_t seen, int32_t timeout_ms)
 
 static int check_value(commy_vec *v, const void *val, size_t len)
 {
+    if (commy__value_fast_ok(v->h.ktype, val, len)) return COMMY_OK;
     char what[COMMY_ROOT_NAME_MAX + 32];
     snprintf(what, sizeof what, "element for vec '%s'", v->h.name);
     if (val == NULL && len > 0) return commy__err(COMMY_EINVAL, "%s is NULL with length %zu", what, len);
