@@ -18,6 +18,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
+
 #define EMAX 40
 #define VS_MAX 300
 #define VI_MAX 1400
@@ -272,7 +281,7 @@ static void child(const char *path, _Atomic uint64_t *progress, uint64_t seed)
 
 static void test_crash(void)
 {
-    int trials = getenv("COMMY_CRASH_TRIALS") ? atoi(getenv("COMMY_CRASH_TRIALS")) : 100;
+    int trials = getenv("COMMY_CRASH_TRIALS") ? atoi(getenv("COMMY_CRASH_TRIALS")) : RUNNING_ON_VALGRIND ? 6 : 100;
     const char *ppath = harness_path("progress");
     int fd = open(ppath, O_RDWR | O_CREAT | O_TRUNC, 0600);
     REQUIRE(fd >= 0 && ftruncate(fd, 4096) == 0);
@@ -352,7 +361,7 @@ static void test_sequence(void)
     REQUIRE(commy_alloc_open(&a, harness_path("seq.seg"), NULL) == COMMY_OK);
     REQUIRE(open_all(&h, a, 0) == COMMY_OK);
     uint64_t r = harness_rand() | 1;
-    int ops = getenv("COMMY_SEQ_OPS") ? atoi(getenv("COMMY_SEQ_OPS")) : 20000;
+    int ops = getenv("COMMY_SEQ_OPS") ? atoi(getenv("COMMY_SEQ_OPS")) : RUNNING_ON_VALGRIND ? 1500 : 20000;
     for (int i = 0; i < ops; i++) {
         int rc = step(&s, &h, &r);
         if (rc != COMMY_OK || !same(&s, &h)) {
