@@ -67,6 +67,10 @@ typedef struct conn {
     int kill_now;  /* cut at once (slow consumer) */
     int kill_sent; /* the async kill was scheduled */
     char kill_reason[32];
+    /* the API key check of the authenticate being handled, done outside S.lock */
+    int pre_ok;
+    char pre_id[SRV_NAME_MAX];
+    srv_key_conf pre_key;
     char *rx;
     size_t rxlen;
     int rx_binary, rx_toobig;
@@ -559,17 +563,9 @@ static int op_authenticate(reply *rp, conn *c, const commy_wire_request *r)
     if (c->authed) close_all(c);
     c->authed = 0;
     if (r->api_key[0]) {
-        srv_key_conf k;
-        const char *dot = strchr(r->api_key, '.');
-        char id[SRV_NAME_MAX] = "";
-        if (dot && (size_t)(dot - r->api_key) < sizeof id) {
-            memcpy(id, r->api_key, (size_t)(dot - r->api_key));
-            id[dot - r->api_key] = '\0';
-        }
-        /* one answer for unknown tenant, unknown key and wrong secret */
-        int ok = t && dot && id[0] && S.store->key_get(S.store, t->name, id, &k) == COMMY_OK &&
-                 srv_auth_verify_secret(k.hash, dot + 1);
-        if (!ok) {
+        const srv_key_conf k = c->pre_key;
+        const char *id = c->pre_id;
+        if (!c->pre_ok) {
             S.auth_failures++;
             srv_log("warn", "auth_failure", "peer %s tenant %s key %s: bad credentials", c->peer, r->tenant,
                     id[0] ? id : "?");
@@ -848,12 +844,35 @@ static int rotate(service *s, const char *revoked_client, char *msg, size_t cap)
     return COMMY_OK;
 }
 
+/* Checks an API key: one answer for an unknown tenant, an unknown key and a
+ * wrong secret. PBKDF2 is slow on purpose, so this runs without S.lock. */
+static void preauthenticate(conn *c, const commy_wire_request *r)
+{
+    c->pre_ok = 0;
+    c->pre_id[0] = '\0';
+    memset(&c->pre_key, 0, sizeof c->pre_key);
+    if (r->op != COMMY_WIRE_OP_AUTHENTICATE || !r->api_key[0]) return;
+    const srv_tenant_conf *t = srv_config_tenant(&S.cfg, r->tenant); /* the config never changes after start */
+    const char *dot = strchr(r->api_key, '.');
+    if (dot && (size_t)(dot - r->api_key) < sizeof c->pre_id) {
+        memcpy(c->pre_id, r->api_key, (size_t)(dot - r->api_key));
+        c->pre_id[dot - r->api_key] = '\0';
+    }
+    c->pre_ok = t && dot && c->pre_id[0] && S.store->key_get(S.store, t->name, c->pre_id, &c->pre_key) == COMMY_OK &&
+                srv_auth_verify_secret(c->pre_key.hash, dot + 1);
+}
+
+/* Called with S.lock held; drops it while parsing and checking keys (only this
+ * thread frees a conn, so c stays valid). */
 static void handle_frame(conn *c, const char *data, size_t len)
 {
     commy_wire_request r;
     commy_wire_fault f;
     char *out;
+    pthread_mutex_unlock(&S.lock);
     int rc = commy_wire_request_parse(&r, &f, data, len, S.cfg.max_message_bytes);
+    if (rc == COMMY_OK) preauthenticate(c, &r);
+    pthread_mutex_lock(&S.lock);
     if (rc) {
         srv_log("warn", "bad_request", "peer %s: %s", c->peer, f.message);
         out = commy_wire_reply_error(f.has_id, f.id, rc, f.message);
