@@ -86,14 +86,21 @@ static inline void mapping(uint64_t size, unsigned *fl, unsigned *sl)
     }
 }
 
-/* The class to search from: the smallest whose every block is >= size. */
-static inline void mapping_search(uint64_t size, unsigned *fl, unsigned *sl)
+/* A request rounded up to the next class boundary: every block of that
+ * class and above is at least this big. */
+static inline uint64_t search_size(uint64_t size)
 {
     if (size >= COMMY__SMALL) {
         unsigned f = 63u - (unsigned)__builtin_clzll(size);
         size += (1ull << (f - COMMY__SL_LOG)) - 1;
     }
-    mapping(size, fl, sl);
+    return size;
+}
+
+/* The class to search from: the smallest whose every block is >= size. */
+static inline void mapping_search(uint64_t size, unsigned *fl, unsigned *sl)
+{
+    mapping(search_size(size), fl, sl);
 }
 
 /* Sets or clears bit sl of sl_bitmap[fl], logging the aligned word around it
@@ -211,8 +218,9 @@ static int heap_grow(commy_alloc *a, uint64_t need)
     struct blk *s = B(a, old_end);
     uint64_t last = bprev(s);
     unsigned last_free = bflags(s) & F_PREV_FREE;
-    /* Enough for the request even if the last block is used. */
-    int rc = commy__grow(a, a->size + need + MIN_BLOCK);
+    /* Enough for the request even if the last block is used: a block the
+     * search will find must reach the request's rounded-up class. */
+    int rc = commy__grow(a, a->size + search_size(need) + MIN_BLOCK);
     if (rc) return rc;
     uint64_t new_end = heap_end(a);
     /* The new sentinel. */

@@ -267,6 +267,29 @@ static void test_growth_and_enospc(void)
     commy_alloc_close(b);
 }
 
+/* Requests of every size up to 64 MiB, each larger than the whole free heap,
+ * with odd sizes and alignments between: growth must always make room that
+ * the size-class search then finds. */
+static void test_growth_classes(void)
+{
+    commy_alloc *a = open_new("classes.seg", 256 << 10, 512 << 20);
+    uint64_t prev = 0, off;
+    for (uint64_t sz = 4096; sz <= (64u << 20); sz = sz * 2 + 16) {
+        int rc = commy_alloc_allocate(&off, a, sz, 0);
+        CHECK_OK(rc);
+        if (rc) break;
+        if (prev) CHECK_OK(commy_alloc_free(a, prev));
+        prev = off;
+        for (uint64_t odd = sz + 1000; odd < sz + 5000; odd += 977) {
+            uint64_t o;
+            CHECK_OK(commy_alloc_allocate(&o, a, odd, 64));
+            CHECK_OK(commy_alloc_free(a, o));
+        }
+    }
+    CHECK_OK(commy_alloc_check(a));
+    commy_alloc_close(a);
+}
+
 static void test_bad_free(void)
 {
     commy_alloc *a = open_new("badfree.seg", 1 << 20, 8 << 20);
@@ -529,6 +552,7 @@ int main(void)
     harness_run("half_initialised", test_half_initialised);
     harness_run("model", test_model);
     harness_run("growth_and_enospc", test_growth_and_enospc);
+    harness_run("growth_classes", test_growth_classes);
     harness_run("bad_free", test_bad_free);
     harness_run("readonly", test_readonly);
     harness_run("batches", test_batches);
