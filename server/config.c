@@ -35,8 +35,9 @@ static int opt_int(const cJSON *obj, const char *key, const char *path, int *dst
 {
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!j) return 0;
-    if (!cJSON_IsNumber(j) || j->valuedouble != (double)(long long)j->valuedouble || j->valuedouble < lo ||
-        j->valuedouble > hi)
+    /* the range first: converting a huge double to an integer is undefined */
+    if (!cJSON_IsNumber(j) || !(j->valuedouble >= lo && j->valuedouble <= hi) ||
+        j->valuedouble != (double)(int)j->valuedouble)
         return bad(err, cap, "%s.%s must be an integer from %d to %d", path, key, lo, hi);
     *dst = (int)j->valuedouble;
     return 0;
@@ -173,15 +174,19 @@ int srv_config_load(srv_config *c, const char *file, char *err, size_t cap)
         len += got;
     }
     fclose(f);
-    const char *end = NULL;
-    cJSON *root = text ? cJSON_ParseWithLengthOpts(text, len, &end, 0) : NULL;
-    if (!root) {
-        int r = bad(err, cap, "the configuration %s is not valid JSON (near byte %ld)", file,
-                    text && end ? (long)(end - text) : 0L);
-        free(text);
-        return r;
-    }
+    int rc = srv_config_parse(c, text ? text : "", len, file, err, cap);
     free(text);
+    return rc;
+}
+
+int srv_config_parse(srv_config *c, const char *text, size_t len, const char *origin, char *err, size_t cap)
+{
+    defaults(c);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!root)
+        return bad(err, cap, "the configuration %s is not valid JSON (near byte %ld)", origin,
+                   end ? (long)(end - text) : 0L);
     int rc = -1;
     if (!cJSON_IsObject(root)) {
         bad(err, cap, "the configuration must be a JSON object");

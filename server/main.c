@@ -85,6 +85,7 @@ typedef struct watch {
     uint32_t last_pushed;
     int nsubs;
     int stop;
+    int failed; /* wait errors seen */
 } watch;
 
 typedef struct service {
@@ -237,9 +238,12 @@ static void *watch_main(void *arg)
         if (w->stop) break;
         if (rc == COMMY_OK) notify(w);
         else if (rc != COMMY_ETIMEDOUT) {
-            srv_log("error", "watch", "service %s variable %s: wait failed: %s", w->svc->name, w->var,
-                    commy_strerror(rc));
-            struct timespec ts = {0, 100 * 1000 * 1000};
+            /* the root was removed under us, say: log it once, then wait for
+             * the subscribers to leave without spinning */
+            if (!w->failed++)
+                srv_log("error", "watch", "service %s variable %s: wait failed: %s", w->svc->name, w->var,
+                        commy_strerror(rc));
+            struct timespec ts = {1, 0};
             pthread_mutex_unlock(&S.lock);
             nanosleep(&ts, NULL);
             pthread_mutex_lock(&S.lock);

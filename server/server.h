@@ -54,6 +54,8 @@ typedef struct srv_config {
 /* Reads and validates FILE. On failure returns -1 with a message naming the
  * field in err. */
 int srv_config_load(srv_config *out, const char *path, char *err, size_t cap);
+/* The same from len bytes of JSON text; origin names it in messages. */
+int srv_config_parse(srv_config *out, const char *text, size_t len, const char *origin, char *err, size_t cap);
 /* The --demo configuration: temp data root, self-signed certificate, one
  * tenant "demo" with a fresh API key written to *api_key_out (cap bytes). */
 int srv_config_demo(srv_config *out, char *api_key_out, size_t cap, char *err, size_t errcap);
