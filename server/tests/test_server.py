@@ -84,8 +84,10 @@ class Server:
 
     def start(self):
         self.log = open(os.path.join(self.dir, "server.log"), "a")
-        self.proc = subprocess.Popen([SERVER, "--config", self.config], stdout=self.log, stderr=self.log)
-        deadline = time.time() + 10
+        # COMMY_SERVER_WRAPPER="valgrind --error-exitcode=99 --leak-check=full" runs the server under a tool
+        wrapper = os.environ.get("COMMY_SERVER_WRAPPER", "").split()
+        self.proc = subprocess.Popen(wrapper + [SERVER, "--config", self.config], stdout=self.log, stderr=self.log)
+        deadline = time.time() + (60 if wrapper else 10)
         while time.time() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
@@ -98,7 +100,7 @@ class Server:
 
     def stop(self):
         self.proc.terminate()
-        rc = self.proc.wait(15)
+        rc = self.proc.wait(60)
         self.log.close()
         text = open(self.log.name, errors="replace").read()
         # sanitizer builds: a report or a non-zero exit fails the test
