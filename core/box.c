@@ -297,9 +297,15 @@ int commy_box_set(commy_box *b, const void *val, size_t len)
     if (rc) return rc;
     switch (box_class(t)) {
     case BOX_INLINE: {
-        /* In a batch: through the journal, still one atomic word store. */
-        rc = commy__log(a, &c->body[0], 8);
-        if (rc == 0) __atomic_store_n(&c->body[0], to_word(val, (uint32_t)len), __ATOMIC_RELEASE);
+        /* In a batch: other processes may change the word without the lock,
+         * so it is swapped atomically and undone only if still ours. */
+        uint64_t want = to_word(val, (uint32_t)len), *ent = NULL;
+        uint64_t cur = __atomic_load_n(&c->body[0], __ATOMIC_ACQUIRE);
+        do {
+            if (ent) ent[1] = cur;
+            else rc = commy__log_atomic(&ent, a, &c->body[0], COMMY__UNDO_CAS, want, cur);
+        } while (rc == 0 && !__atomic_compare_exchange_n(&c->body[0], &cur, want, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
+        if (rc == 0) ent[2] = 1;
         break;
     }
     case BOX_VAR: {
@@ -329,7 +335,11 @@ static int int_box(commy_box *b, const char *fn)
     return COMMY_OK;
 }
 
-/* The locked form of cas/fetch_add, for a batch: logged so rollback covers it.
+/* The form of cas/fetch_add inside a batch. Other processes keep updating
+ * the word without the lock, so the update is still a compare-and-swap, and
+ * its journal entry undoes it logically: a fetch_add by subtracting its delta,
+ * a cas by swapping back only if the word still holds what it wrote. A failed
+ * batch never takes back another process's update.
  * add != 0: fetch_add(delta); else cas(expected, desired word). */
 static int locked_update(int64_t *out, commy_box *b, int add, int64_t delta, int64_t expected, uint64_t desired)
 {
@@ -340,22 +350,34 @@ static int locked_update(int64_t *out, commy_box *b, int add, int64_t delta, int
     commy_type t = b->h.ktype;
     uint32_t bits = 8 * commy_type_size(t);
     uint64_t mask = bits == 64 ? ~UINT64_C(0) : (UINT64_C(1) << bits) - 1;
-    uint64_t cur = __atomic_load_n(&c->body[0], __ATOMIC_ACQUIRE);
-    int64_t found = widen(t, cur);
+    uint64_t cur = __atomic_load_n(&c->body[0], __ATOMIC_ACQUIRE), next, *ent = NULL;
     int changed = 0;
-    uint64_t next = cur;
-    if (add) {
-        next = (cur + (uint64_t)delta) & mask;
-        changed = 1;
-    } else if (found == expected) {
-        next = desired;
-        changed = next != cur;
+    for (;;) {
+        if (add) {
+            next = (cur + (uint64_t)delta) & mask;
+        } else if (widen(t, cur) == expected) {
+            next = desired;
+        } else {
+            break; /* cas found another value: nothing to change */
+        }
+        if (next == cur) {
+            changed = add; /* a fetch_add counts as a change even when it adds 0 */
+            break;
+        }
+        if (ent) {
+            ent[0] = add ? (uint64_t)delta & mask : next;
+            ent[1] = add ? mask : cur;
+        } else if ((rc = commy__log_atomic(&ent, b->h.a, &c->body[0], add ? COMMY__UNDO_ADD : COMMY__UNDO_CAS,
+                                            add ? (uint64_t)delta & mask : next, add ? mask : cur)) != 0) {
+            break;
+        }
+        if (__atomic_compare_exchange_n(&c->body[0], &cur, next, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            ent[2] = 1;
+            changed = 1;
+            break;
+        }
     }
-    if (changed) {
-        rc = commy__log(b->h.a, &c->body[0], 8);
-        if (rc == 0) __atomic_store_n(&c->body[0], next, __ATOMIC_RELEASE);
-    }
-    if (rc == 0 && out) *out = found;
+    if (rc == 0 && out) *out = widen(t, cur);
     return commy__op_end(&b->h, sp, rc, changed && rc == 0);
 }
 

@@ -125,6 +125,19 @@ static inline int commy__log(commy_alloc *a, const void *p, size_t len)
     return 0;
 }
 
+/* Logical journal entries, for a word that other processes change without
+ * the lock (an integer box). The caller appends the entry, then updates the
+ * word with a compare-and-swap, then marks the entry applied (ent[2] = 1).
+ * On rollback an applied entry is undone without taking back anyone else's
+ * update: COMMY__UNDO_ADD atomically adds -v1 (masked by v2 to the value's
+ * width); COMMY__UNDO_CAS sets the word back to v2 only if it still holds v1.
+ * *ent points at the entry's {v1, v2, applied}, which the caller may rewrite
+ * while it retries (the entry is the journal's last). */
+#define COMMY__LOG_ATOMIC (UINT64_C(1) << 63)
+#define COMMY__UNDO_ADD 1u
+#define COMMY__UNDO_CAS 2u
+int commy__log_atomic(uint64_t **ent, commy_alloc *a, uint64_t *word, unsigned op, uint64_t v1, uint64_t v2) COMMY__HIDDEN;
+
 /* Logs then writes. */
 int commy__put(commy_alloc *a, void *dst, const void *src, size_t len) COMMY__HIDDEN;
 static inline int commy__put64(commy_alloc *a, uint64_t *dst, uint64_t v)

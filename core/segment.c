@@ -197,6 +197,23 @@ int commy__log_full(commy_alloc *a)
                       a->path, a->hdr->journal_size);
 }
 
+int commy__log_atomic(uint64_t **ent, commy_alloc *a, uint64_t *word, unsigned op, uint64_t v1, uint64_t v2)
+{
+    uint64_t used = atomic_load_explicit(a->jused, memory_order_relaxed);
+    if (48 > a->jcap - used) return commy__log_full(a);
+    uint64_t *e = (uint64_t *)(void *)(a->jentries + used);
+    e[0] = commy__off(a, word);
+    e[1] = COMMY__LOG_ATOMIC | op;
+    e[2] = v1;
+    e[3] = v2;
+    e[4] = 0; /* applied: set by the caller once its compare-and-swap succeeded */
+    e[5] = 48;
+    atomic_store_explicit(a->jused, used + 48, memory_order_release);
+    atomic_thread_fence(memory_order_release);
+    *ent = &e[2];
+    return COMMY_OK;
+}
+
 /* Caches where the journal is, for commy__log. */
 static void cache_journal(commy_alloc *a)
 {
@@ -230,6 +247,26 @@ static int rollback_to(commy_alloc *a, uint64_t sp)
         const char *e = entries + pos - esize;
         memcpy(&off, e, 8);
         memcpy(&len, e + 8, 8);
+        if (len & COMMY__LOG_ATOMIC) {
+            /* A word others change without the lock: undo our update only, atomically. */
+            uint64_t v[3];
+            unsigned op = (unsigned)(len & 0xff);
+            if ((op != COMMY__UNDO_ADD && op != COMMY__UNDO_CAS) || esize != 48 || (off & 7) ||
+                off < a->hdr->heap_off || off > fsize - 8)
+                goto damaged;
+            memcpy(v, e + 16, 24);
+            uint64_t *w = (uint64_t *)(void *)(a->base + off);
+            if (v[2] == 1 && op == COMMY__UNDO_CAS) {
+                __atomic_compare_exchange_n(w, &v[0], v[1], 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+            } else if (v[2] == 1) {
+                uint64_t cur = __atomic_load_n(w, __ATOMIC_ACQUIRE);
+                while (!__atomic_compare_exchange_n(w, &cur, (cur - v[0]) & v[1], 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+                }
+            }
+            pos -= esize;
+            atomic_store_explicit(&j->used, pos, memory_order_release);
+            continue;
+        }
         if (24 + ((len + 7) & ~(uint64_t)7) != esize) goto damaged;
         /* Only the header's size, root field and allocator state, and the heap, are ever logged. */
         if (off < a->hdr->heap_off && !(off == 24 || off == 64 || (off >= COMMY__HEAP_STATE_OFF && off + len <= COMMY__HEADER_SIZE)))
