@@ -122,7 +122,7 @@ static int view(struct ht *t, commy_alloc *a, struct commy__chdr *c, const struc
         return commy__err(COMMY_ECORRUPT, "segment '%s': a hash container declares invalid types", a->path);
     uint64_t off = c->body[0];
     if (off == 0) return COMMY_OK;
-    if (!commy__in_heap(a, off, TAB_HDR)) goto bad;
+    if ((off & 15) || !commy__in_heap(a, off, TAB_HDR)) goto bad;
     uint64_t cap = ((struct table *)commy__at(a, off))->cap;
     if (cap < MIN_CAP || cap > MAX_CAP || (cap & (cap - 1)) || !commy__in_heap(a, off, table_bytes(cap, t->stride)))
         goto bad;
@@ -309,7 +309,7 @@ static int free_entries(struct ht *t)
 static int garbage_view(struct ht *g, const struct ht *t, uint64_t off)
 {
     *g = *t;
-    if (!commy__in_heap(t->a, off, TAB_HDR)) goto bad;
+    if ((off & 15) || !commy__in_heap(t->a, off, TAB_HDR)) goto bad;
     uint64_t cap = ((struct table *)commy__at(t->a, off))->cap;
     if (cap < MIN_CAP || cap > MAX_CAP || (cap & (cap - 1)) || !commy__in_heap(t->a, off, table_bytes(cap, t->stride)))
         goto bad;

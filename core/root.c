@@ -165,6 +165,12 @@ static int fill_info(commy_root_info *out, commy_alloc *a, const struct root_ent
     out->len = c->kind == COMMY_KIND_BOX ? 1 : c->len;
     out->bytes = commy__block_size(a, e->off);
     const struct commy__kind_ops *ops = commy__kind_ops_of(c->kind);
+    /* The byte count walks the container's storage, trusting its lengths:
+     * only after the container checks out (a damaged file must not crash). */
+    if (ops && ops->check) {
+        int rc = ops->check(a, c);
+        if (rc) return rc;
+    }
     if (ops && ops->bytes) out->bytes += ops->bytes(a, c);
     return COMMY_OK;
 }

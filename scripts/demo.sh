@@ -20,21 +20,29 @@ cleanup() {
 trap cleanup EXIT
 say() { printf '\n\033[1;36m## %s\033[0m\n' "$*"; }
 
-say "1. Five processes allocate in one segment; one is killed with SIGKILL mid-work"
+say "1. Processes allocate in one segment; some are killed with SIGKILL mid-work"
 seg="$work/storm.seg"
 echo "segment: $seg"
 for id in 1 2 3 4; do
   "$bin/commy-demo-worker" alloc-worker "$seg" 3 "$id" &
   pids+=($!)
 done
-"$bin/commy-demo-worker" alloc-worker "$seg" 30 5 >/dev/null &
-victim=$!
-sleep 1
-kill -9 "$victim"
-wait "$victim" 2>/dev/null || true
-echo "worker 5 (pid $victim) was killed with SIGKILL; the other four carry on:"
+# Meanwhile, victims: each starts the same work and is killed with SIGKILL
+# a moment later, often while it holds the segment lock mid-change.
+victims=0
+while [ "$victims" -lt 12 ]; do
+  "$bin/commy-demo-worker" alloc-worker "$seg" 30 $((100 + victims)) >/dev/null &
+  victim=$!
+  sleep 0.2
+  kill -9 "$victim"
+  wait "$victim" 2>/dev/null || true
+  victims=$((victims + 1))
+done
+echo "killed $victims extra workers with SIGKILL in the middle of their work; the four others carry on:"
 for p in "${pids[@]}"; do wait "$p"; done
 pids=()
+recovered=$("$bin/commy" inspect --json "$seg" | python3 -c 'import json,sys; print(json.load(sys.stdin)["header"]["recoveries"])')
+echo "$recovered of the kills landed inside a locked change: the next process to take the lock rolled it back from the journal"
 echo
 echo "\$ commy check $seg"
 "$bin/commy" check "$seg"

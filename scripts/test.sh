@@ -81,7 +81,7 @@ valgrind_c() {
   for t in "$COMMY_BUILD"/tests/test_*; do
     case "$(basename "$t")" in *crash* | *_mp) continue ;; esac
     [ -x "$t" ] || continue
-    if COMMY_TEST_QUICK=1 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+    if COMMY_TEST_QUICK=1 timeout 900 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
       "$t" >"$logs/valgrind-$(basename "$t").log" 2>&1; then
       n=$((n + 1))
     else

@@ -3,6 +3,14 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
+
+int harness_valgrind(void) { return RUNNING_ON_VALGRIND ? 1 : 0; }
 
 int harness_failures;
 static int tests_run, tests_failed;

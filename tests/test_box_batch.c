@@ -4,6 +4,7 @@
 #include "harness.h"
 
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static void test_failed_batch_keeps_others_increments(void)
@@ -17,24 +18,43 @@ static void test_failed_batch_keeps_others_increments(void)
     REQUIRE(commy_alloc_open(&a, path, &o) == COMMY_OK);
     commy_box *c = NULL;
     REQUIRE(commy_box_open(&c, a, "c", COMMY_T_I64, 0) == COMMY_OK);
-    enum { CHILD_ADDS = 300000 };
+    commy_box *stop = NULL, *added = NULL;
+    REQUIRE(commy_box_open(&stop, a, "stop", COMMY_T_I64, 0) == COMMY_OK);
+    REQUIRE(commy_box_open(&added, a, "added", COMMY_T_I64, 0) == COMMY_OK);
     int go[2];
     REQUIRE(pipe(go) == 0);
     pid_t kid = fork();
     if (kid == 0) {
+        /* Adds 1 lock-free until told to stop, then reports how many it added. */
         commy_alloc *ka = NULL;
-        commy_box *kc = NULL;
-        if (commy_alloc_open(&ka, path, &o) || commy_box_open(&kc, ka, "c", COMMY_T_I64, 0)) _exit(1);
+        commy_box *kc = NULL, *ks = NULL, *kn = NULL;
+        if (commy_alloc_open(&ka, path, &o) || commy_box_open(&kc, ka, "c", COMMY_T_I64, 0) ||
+            commy_box_open(&ks, ka, "stop", COMMY_T_I64, 0) || commy_box_open(&kn, ka, "added", COMMY_T_I64, 0))
+            _exit(1);
         if (write(go[1], "g", 1) != 1) _exit(3);
-        for (int i = 0; i < CHILD_ADDS; i++)
+        int64_t n = 0, s = 0;
+        size_t len;
+        while (commy_box_get(ks, &s, sizeof s, &len) == COMMY_OK && s == 0) {
             if (commy_box_fetch_add(NULL, kc, 1)) _exit(2);
+            n++;
+        }
+        if (commy_box_set(kn, &n, sizeof n)) _exit(4);
+        commy_box_close(kn);
+        commy_box_close(ks);
+        commy_box_close(kc);
+        commy_alloc_close(ka);
         _exit(0);
     }
     char g;
     REQUIRE(read(go[0], &g, 1) == 1);
-    /* Batches, half of them failing, for as long as the child is adding. */
-    int committed = 0, batches = 0, status = 0, done = 0;
-    for (int i = 0; !done && i < 100000; i++) {
+    /* Batches, half of them failing, while the child keeps adding. */
+    /* For at least 300 ms (the child needs time to get going) and 12 batches. */
+    int committed = 0, batches = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0;; i++) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (i >= 12 && (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 > 300) break;
         batches++;
         CHECK_OK(commy_alloc_lock(a, 0));
         int64_t before;
@@ -54,18 +74,22 @@ static void test_failed_batch_keeps_others_increments(void)
             CHECK_OK(commy_alloc_unlock(a));
             committed++;
         }
-        done = waitpid(kid, &status, WNOHANG) == kid;
     }
-    if (!done) waitpid(kid, &status, 0);
-    printf("%d batches (%d committed) overlapped the child's %d lock-free adds\n", batches, committed, CHILD_ADDS);
-    CHECK(batches > 4);
+    int64_t one = 1, v, n = 0;
+    size_t len;
+    CHECK_OK(commy_box_set(stop, &one, sizeof one));
+    int status;
+    waitpid(kid, &status, 0);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    int64_t v;
-    size_t n;
-    CHECK_OK(commy_box_get(c, &v, sizeof v, &n));
-    CHECK(v == CHILD_ADDS + (int64_t)committed * 1000000);
-    if (v != CHILD_ADDS + (int64_t)committed * 1000000)
-        fprintf(stderr, "box is %lld, expected %lld\n", (long long)v, (long long)CHILD_ADDS + committed * 1000000LL);
+    CHECK_OK(commy_box_get(added, &n, sizeof n, &len));
+    CHECK_OK(commy_box_get(c, &v, sizeof v, &len));
+    printf("%d batches (%d committed) beside %lld lock-free adds\n", batches, committed, (long long)n);
+    CHECK(n > 0);
+    CHECK(v == n + (int64_t)committed * 1000000);
+    if (v != n + (int64_t)committed * 1000000)
+        fprintf(stderr, "box is %lld, expected %lld\n", (long long)v, (long long)(n + committed * 1000000LL));
+    commy_box_close(stop);
+    commy_box_close(added);
     CHECK_OK(commy_alloc_check(a));
     commy_box_close(c);
     commy_alloc_close(a);

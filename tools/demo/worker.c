@@ -268,6 +268,9 @@ static int cmd_consumer(const char *path, unsigned id)
             config_seen = ver;
         }
         int64_t r = v * mult;
+        /* A task takes a little while, as real work does; the consumers share the queue. */
+        struct timespec work = {0, 200000};
+        nanosleep(&work, NULL);
         if ((rc = commy_box_fetch_add(NULL, t.sum, r)) != 0 || (rc = commy_box_fetch_add(NULL, t.done, 1)) != 0) {
             status = die(who, "fetch_add", rc);
             break;
