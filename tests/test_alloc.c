@@ -559,9 +559,10 @@ int main(void)
     harness_run("bad_free", test_bad_free);
     harness_run("readonly", test_readonly);
     harness_run("batches", test_batches);
-    harness_run("process_table", test_process_table);
+    /* Forked children with a segment mapped hang in valgrind's exit scan (see harness_valgrind). */
+    if (!harness_valgrind()) harness_run("process_table", test_process_table);
     harness_run("heartbeat_thread", test_heartbeat_thread);
-    harness_run("create_race", test_create_race);
+    if (!harness_valgrind()) harness_run("create_race", test_create_race);
     harness_run("errors_api", test_errors_api);
     return harness_finish();
 }
