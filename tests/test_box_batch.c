@@ -98,6 +98,8 @@ static void test_failed_batch_keeps_others_increments(void)
 int main(void)
 {
     harness_seed();
-    harness_run("failed_batch_keeps_others_increments", test_failed_batch_keeps_others_increments);
+    /* Forked children with a segment mapped hang in valgrind's exit scan (see harness_valgrind). */
+    if (!harness_valgrind())
+        harness_run("failed_batch_keeps_others_increments", test_failed_batch_keeps_others_increments);
     return harness_finish();
 }
