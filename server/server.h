@@ -98,6 +98,17 @@ struct srv_store {
     /* calls fn for each service of tenant; fn returns nonzero to stop */
     int (*service_list)(srv_store *s, const char *tenant, int (*fn)(const srv_service_row *, void *), void *payload);
     void (*close)(srv_store *s);
+    /* Failed-login lockouts, keyed by (tenant, subject); subject is "id:NAME"
+     * or "addr:IP" (server/authn.c). now is unix seconds.
+     * lockout_fail counts one failure; when the count reaches max_failures it
+     * locks the subject until now + lock_s, resets the count, and sets
+     * *locked_until to that time (0 when this failure did not lock). */
+    int (*lockout_fail)(srv_store *s, const char *tenant, const char *subject, int64_t now, int max_failures,
+                        int lock_s, int64_t *locked_until);
+    /* *locked_until = the end of a lock still running at now, else 0 */
+    int (*lockout_check)(srv_store *s, const char *tenant, const char *subject, int64_t now, int64_t *locked_until);
+    /* forgets the subject's failures and lock (a successful login) */
+    int (*lockout_clear)(srv_store *s, const char *tenant, const char *subject);
 };
 
 int srv_store_sqlite_open(srv_store **out, const char *path, char *err, size_t cap);

@@ -235,6 +235,97 @@ static int service_list(srv_store *s, const char *tenant, int (*fn)(const srv_se
     return rc;
 }
 
+/* ---- lockouts: one row per (tenant, subject) ---- */
+
+static int lockout_fail(srv_store *s, const char *tenant, const char *subject, int64_t now, int max_failures,
+                        int lock_s, int64_t *locked_until)
+{
+    sqlite3 *db = db_of(s);
+    sqlite3_stmt *st = NULL;
+    *locked_until = 0;
+    /* one transaction: two connections failing at once must both count */
+    if (exec(db, "BEGIN IMMEDIATE")) return COMMY_EIO;
+    int rc = COMMY_OK;
+    int64_t failures = 0, until = 0;
+    if (sqlite3_prepare_v2(db, "SELECT failures,locked_until FROM lockouts WHERE tenant=? AND subject=?", -1, &st,
+                           NULL) != SQLITE_OK) {
+        rc = fail(db, "lockout_fail");
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        failures = sqlite3_column_int64(st, 0);
+        until = sqlite3_column_int64(st, 1);
+    } else if (step != SQLITE_DONE) {
+        rc = fail(db, "lockout_fail");
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (until > now) goto out; /* already locked: the lock is not extended */
+    failures++;
+    if (failures >= max_failures) {
+        until = now + lock_s;
+        failures = 0;
+        *locked_until = until;
+    } else {
+        until = 0;
+    }
+    if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO lockouts(tenant,subject,failures,locked_until) VALUES(?,?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = fail(db, "lockout_fail");
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, failures);
+    sqlite3_bind_int64(st, 4, until);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = fail(db, "lockout_fail");
+out:
+    sqlite3_finalize(st);
+    if (rc == COMMY_OK) rc = exec(db, "COMMIT");
+    if (rc != COMMY_OK) {
+        exec(db, "ROLLBACK");
+        *locked_until = 0;
+    }
+    return rc;
+}
+
+static int lockout_check(srv_store *s, const char *tenant, const char *subject, int64_t now, int64_t *locked_until)
+{
+    sqlite3 *db = db_of(s);
+    sqlite3_stmt *st;
+    *locked_until = 0;
+    if (sqlite3_prepare_v2(db, "SELECT locked_until FROM lockouts WHERE tenant=? AND subject=?", -1, &st, NULL) !=
+        SQLITE_OK)
+        return fail(db, "lockout_check");
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        int64_t until = sqlite3_column_int64(st, 0);
+        if (until > now) *locked_until = until;
+        rc = COMMY_OK;
+    } else rc = rc == SQLITE_DONE ? COMMY_OK : fail(db, "lockout_check");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int lockout_clear(srv_store *s, const char *tenant, const char *subject)
+{
+    sqlite3 *db = db_of(s);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "DELETE FROM lockouts WHERE tenant=? AND subject=?", -1, &st, NULL) != SQLITE_OK)
+        return fail(db, "lockout_clear");
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? COMMY_OK : fail(db, "lockout_clear");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static void store_close(srv_store *s)
 {
     if (!s) return;
@@ -261,14 +352,20 @@ int srv_store_sqlite_open(srv_store **out, const char *path, char *err, size_t c
                     " scopes TEXT, expires_at INTEGER, revoked INTEGER);"
                     "CREATE INDEX IF NOT EXISTS tokens_client ON tokens(tenant, client_id);"
                     "CREATE TABLE IF NOT EXISTS services(tenant TEXT, name TEXT, file TEXT, persistent INTEGER,"
-                    " PRIMARY KEY(tenant,name));")) {
+                    " PRIMARY KEY(tenant,name));"
+                    "CREATE TABLE IF NOT EXISTS lockouts(tenant TEXT, subject TEXT, failures INTEGER,"
+                    " locked_until INTEGER, PRIMARY KEY(tenant,subject));")) {
         snprintf(err, cap, "cannot create the tables of the store %s", path);
         sqlite3_close(s->db);
         free(s);
         return COMMY_EIO;
     }
-    s->ops = (srv_store){key_put, key_get, token_put, token_get, token_rotate, token_revoke, token_revoke_client,
-                         service_put, service_get, service_delete, service_list, store_close};
+    s->ops = (srv_store){.key_put = key_put, .key_get = key_get, .token_put = token_put, .token_get = token_get,
+                         .token_rotate = token_rotate, .token_revoke = token_revoke,
+                         .token_revoke_client = token_revoke_client, .service_put = service_put,
+                         .service_get = service_get, .service_delete = service_delete,
+                         .service_list = service_list, .close = store_close, .lockout_fail = lockout_fail,
+                         .lockout_check = lockout_check, .lockout_clear = lockout_clear};
     *out = &s->ops;
     return COMMY_OK;
 }
