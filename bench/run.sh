@@ -16,4 +16,7 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" \
     -DCOMMY_BUILD_BENCH=ON -DCOMMY_BUILD_TESTS=OFF -DCOMMY_SANITIZE=OFF >/dev/null
 cmake --build "$build" --target commy-bench -j"$(nproc)" >/dev/null
-exec "$build/bench/commy-bench" "$@"
+rc=0; "$build/bench/commy-bench" "$@" || rc=$?
+# The Python and C# bindings against their peers (bench/bindings.sh), unless --only picked a C benchmark.
+case " $* " in *" --only "*) ;; *) [ "$rc" = 1 ] || { b=0; "$root/bench/bindings.sh" || b=$?; [ "$rc" != 0 ] || rc=$b; } ;; esac
+exit $rc

@@ -52,4 +52,5 @@
 
 #if defined(SWIGPYTHON)
 %include "python/commy_python_fast.i"
+%include "python/commy_python_types.i"
 #endif

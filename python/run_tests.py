@@ -40,7 +40,7 @@ def inner(pattern):
     tests = [t for t in flatten(suite) if not pattern or pattern in t.id()]
     result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(unittest.TestSuite(tests))
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    passed = result.testsRun - failed - len(result.skipped)
+    passed = max(0, result.testsRun - failed - len(result.skipped))
     print(f"{passed} passed, {failed} failed" + (f" ({len(result.skipped)} skipped)" if result.skipped else ""))
     return 0 if failed == 0 and result.testsRun > 0 else 1
 

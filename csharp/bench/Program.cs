@@ -69,13 +69,20 @@ try
     var mPut = Measure(i => Put(i & (keys - 1), i));
     var mGet = Measure(i => sink += Get(i & (keys - 1)));
 
-    Console.WriteLine($"{"operation",-30} {"wall ns/op",10} {"cpu ns/op",10}");
-    Console.WriteLine($"{"Commy Map<long,long> set",-30} {cPut.Wall,10:F0} {cPut.Cpu,10:F0}");
-    Console.WriteLine($"{"Commy Map<long,long> get",-30} {cGet.Wall,10:F0} {cGet.Cpu,10:F0}");
+    Console.WriteLine($".NET {Environment.Version}: ns per operation, best of 3 rounds of {n} (wall, and this thread's CPU time)");
+    Console.WriteLine($"{"operation",-30} {"wall ns/op",10} {"cpu ns/op",10} {"vs accessor (cpu)",18}");
+    Console.WriteLine($"{"Commy Map<long,long> set",-30} {cPut.Wall,10:F0} {cPut.Cpu,10:F0} {cPut.Cpu / mPut.Cpu,17:F2}x");
+    Console.WriteLine($"{"Commy Map<long,long> get",-30} {cGet.Wall,10:F0} {cGet.Cpu,10:F0} {cGet.Cpu / mGet.Cpu,17:F2}x");
     Console.WriteLine($"{"MemoryMappedViewAccessor set",-30} {mPut.Wall,10:F0} {mPut.Cpu,10:F0}");
     Console.WriteLine($"{"MemoryMappedViewAccessor get",-30} {mGet.Wall,10:F0} {mGet.Cpu,10:F0}");
-    double worst = Math.Max(cPut.Cpu, cGet.Cpu);
-    Console.WriteLine($"target: a Commy map operation under 300 ns (cpu): {(worst < 300 ? "met" : "NOT met")}, load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+    Console.WriteLine($"targets (issue 5), load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}:");
+    bool met = true;
+    foreach (var (name, r) in new[] { ("set", cPut), ("get", cGet) })
+    {
+        met &= r.Cpu < 300;
+        Console.WriteLine($"  {(r.Cpu < 300 ? "MET   " : "MISSED")} C# map {name} under 300 ns: {r.Cpu:F0} ns (cpu)");
+    }
+    Environment.ExitCode = met ? 0 : 3;
     GC.KeepAlive(sink);
 }
 finally

@@ -454,9 +454,11 @@ class Segment(_Blocking):
 
 # ---- containers -------------------------------------------------------------
 
-class _Container(_Blocking):
+class _Container(_n.Core, _Blocking):
     """What every container shares: its segment, name, element types, the
-    change counter, wait_change and close."""
+    change counter, wait_change and close. The handle (_h) and the element
+    types (_kt, _vt) live in the C base (_n.Core), whose per-kind subclasses
+    (_n.MapCore, ...) implement the hot operations as C slots."""
 
     _kind = 0
     _prefix = ""
@@ -464,9 +466,7 @@ class _Container(_Blocking):
     def _init(self, seg, name, h, kt, vt):
         self._seg = seg
         self.name = name
-        self._h = h
-        self._kt = int(kt)
-        self._vt = int(vt)
+        self._bind(self._kind, h, int(kt), int(vt))
 
     @classmethod
     def _open(cls, seg, name, key, value, open):
@@ -573,18 +573,11 @@ class _Container(_Blocking):
             rows.extend(batch)
 
 
-class Box(_Container):
-    """One value of a declared type. Integer boxes have lock-free cas and fetch_add."""
+class Box(_n.BoxCore, _Container):
+    """One value of a declared type (.value, in C). Integer boxes have
+    lock-free cas and fetch_add."""
 
     _kind, _prefix = _n.COMMY_KIND_BOX, "box"
-
-    @property
-    def value(self):
-        return _n.py_box_get(self._h, self._kt)
-
-    @value.setter
-    def value(self, v):
-        _n.py_box_set(self._h, self._kt, v)
 
     def get(self):
         return _n.py_box_get(self._h, self._kt)
@@ -605,14 +598,12 @@ class Box(_Container):
         return _n.py_box_fetch_add(self._h, self._kt, delta)
 
 
-class Vec(_Container, MutableSequence):
+class Vec(_n.VecCore, _Container, MutableSequence):
     """A growable array (a MutableSequence). Vecs of numbers also give a
-    zero-copy memoryview of their elements (memoryview())."""
+    zero-copy memoryview of their elements (memoryview()). len, v[i],
+    v[i] = x and append are C slots (_n.VecCore)."""
 
     _kind, _prefix = _n.COMMY_KIND_VEC, "vec"
-
-    def __len__(self):
-        return _n.py_vec_len(self._h)
 
     def _index(self, i):
         if not isinstance(i, int):
@@ -623,37 +614,35 @@ class Vec(_Container, MutableSequence):
                 raise IndexError("vec index out of range")
         return i
 
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [_n.py_vec_get(self._h, self._kt, j) for j in range(*i.indices(len(self)))]
-        return _n.py_vec_get(self._h, self._kt, self._index(i) if i < 0 else i)
+    # VecCore's v[i] / v[i] = x hand slices and deletions to these two.
+    def _get_slice(self, i):
+        return [_n.py_vec_get(self._h, self._kt, j) for j in range(*i.indices(len(self)))]
 
-    def __setitem__(self, i, v):
-        if isinstance(i, slice):
-            items = list(v)
-            idx = range(*i.indices(len(self)))
-            if len(idx) != len(items):
-                raise ValueError("commy.Vec slice assignment must keep the length")
-            for j, x in zip(idx, items):
-                _n.py_vec_set(self._h, self._kt, j, x)
+    def _set_item(self, i, v, delete):
+        if delete:
+            if isinstance(i, slice):
+                for j in sorted(range(*i.indices(len(self))), reverse=True):
+                    _n.commy_vec_remove(self._h, j)
+                return
+            _n.commy_vec_remove(self._h, self._index(i))
             return
-        _n.py_vec_set(self._h, self._kt, self._index(i), v)
+        if not isinstance(i, slice):
+            raise TypeError(f"vec indices must be integers or slices, not {type(i).__name__}")
+        items = list(v)
+        idx = range(*i.indices(len(self)))
+        if len(idx) != len(items):
+            raise ValueError("commy.Vec slice assignment must keep the length")
+        for j, x in zip(idx, items):
+            _n.py_vec_set(self._h, self._kt, j, x)
 
     def __delitem__(self, i):
-        if isinstance(i, slice):
-            for j in sorted(range(*i.indices(len(self))), reverse=True):
-                _n.commy_vec_remove(self._h, j)
-            return
-        _n.commy_vec_remove(self._h, self._index(i))
+        self._set_item(i, None, True)
 
     def insert(self, i, v):
         n = _n.py_vec_len(self._h)
         if i < 0:
             i = max(0, i + n)
         _n.py_vec_insert(self._h, self._kt, min(i, n), v)
-
-    def append(self, v):
-        _n.py_vec_push(self._h, self._kt, v)
 
     def extend(self, values):
         _n.py_vec_extend(self._h, self._kt, values)
@@ -761,16 +750,10 @@ class Str(_Container):
     __hash__ = None
 
 
-class Deque(_Container):
+class Deque(_n.DequeCore, _Container):
     """A double-ended queue: append, appendleft, pop, popleft, len, iteration."""
 
     _kind, _prefix = _n.COMMY_KIND_DEQUE, "deque"
-
-    def append(self, v):
-        _n.py_deque_push(self._h, self._kt, v, 0)
-
-    def appendleft(self, v):
-        _n.py_deque_push(self._h, self._kt, v, 1)
 
     def extend(self, values):
         for v in values:
@@ -792,12 +775,6 @@ class Deque(_Container):
             return _n.py_deque_pop_wait(h, self._kt, ms)
         finally:
             self._leave(h)
-
-    def __len__(self):
-        return _n.py_deque_len(self._h)
-
-    def __bool__(self):
-        return _n.py_deque_len(self._h) != 0
 
     def _index(self, i):
         if i < 0:
@@ -838,36 +815,15 @@ class Deque(_Container):
         return iter(self.tolist())
 
 
-class Map(_Container, MutableMapping):
-    """A hash map (a MutableMapping)."""
+class Map(_n.MapCore, _Container, MutableMapping):
+    """A hash map (a MutableMapping). m[k], m[k] = v, del m[k], k in m,
+    len(m) and get() are C slots (_n.MapCore)."""
 
     _kind, _prefix = _n.COMMY_KIND_MAP, "map"
 
     @property
     def value_type(self):
         return ElementType(self._vt)
-
-    def __getitem__(self, key):
-        v = _n.py_map_get(self._h, self._kt, self._vt, key, _MISSING)
-        if v is _MISSING:
-            raise KeyError(key)
-        return v
-
-    def get(self, key, default=None):
-        return _n.py_map_get(self._h, self._kt, self._vt, key, default)
-
-    def __setitem__(self, key, value):
-        _n.py_map_put(self._h, self._kt, self._vt, key, value)
-
-    def __delitem__(self, key):
-        if not _n.py_map_remove(self._h, self._kt, key):
-            raise KeyError(key)
-
-    def __contains__(self, key):
-        return _n.py_map_contains(self._h, self._kt, key)
-
-    def __len__(self):
-        return _n.py_map_len(self._h)
 
     def __iter__(self):
         return iter(self._scan_all(0))
@@ -936,28 +892,6 @@ class OrderedMap(_Ordered, Map):
     def _bound(self, which, key):
         return _n.py_omap_bound(self._h, self._kt, self._vt, which, key, 2, None)
 
-    def __getitem__(self, key):
-        v = _n.py_omap_get(self._h, self._kt, self._vt, key, _MISSING)
-        if v is _MISSING:
-            raise KeyError(key)
-        return v
-
-    def get(self, key, default=None):
-        return _n.py_omap_get(self._h, self._kt, self._vt, key, default)
-
-    def __setitem__(self, key, value):
-        _n.py_omap_put(self._h, self._kt, self._vt, key, value)
-
-    def __delitem__(self, key):
-        if not _n.py_omap_remove(self._h, self._kt, key):
-            raise KeyError(key)
-
-    def __contains__(self, key):
-        return _n.py_omap_contains(self._h, self._kt, key)
-
-    def __len__(self):
-        return _n.py_omap_len(self._h)
-
     def __iter__(self):
         return self._irange(None, None, (True, True), 0)
 
@@ -974,27 +908,15 @@ class OrderedMap(_Ordered, Map):
         return self._irange(lo, hi, inclusive, 2)
 
 
-class Set(_Container, MutableSet):
-    """A hash set (a MutableSet)."""
+class Set(_n.SetCore, _Container, MutableSet):
+    """A hash set (a MutableSet). add (True if new), discard, v in s and
+    len(s) are C slots (_n.SetCore)."""
 
     _kind, _prefix = _n.COMMY_KIND_SET, "set"
 
-    def add(self, v):
-        """Adds v; returns True if it was new."""
-        return _n.py_set_add(self._h, self._kt, v)
-
-    def discard(self, v):
-        _n.py_set_remove(self._h, self._kt, v)
-
     def remove(self, v):
-        if not _n.py_set_remove(self._h, self._kt, v):
+        if not self._take(v):
             raise KeyError(v)
-
-    def __contains__(self, v):
-        return _n.py_set_contains(self._h, self._kt, v)
-
-    def __len__(self):
-        return _n.py_set_len(self._h)
 
     def __iter__(self):
         return iter(self._scan_all(0))
@@ -1015,22 +937,6 @@ class OrderedSet(_Ordered, Set):
 
     def _bound(self, which, key):
         return _n.py_oset_bound(self._h, self._kt, which, key, None)
-
-    def add(self, v):
-        return _n.py_oset_add(self._h, self._kt, v)
-
-    def discard(self, v):
-        _n.py_oset_remove(self._h, self._kt, v)
-
-    def remove(self, v):
-        if not _n.py_oset_remove(self._h, self._kt, v):
-            raise KeyError(v)
-
-    def __contains__(self, v):
-        return _n.py_oset_contains(self._h, self._kt, v)
-
-    def __len__(self):
-        return _n.py_oset_len(self._h)
 
     def __iter__(self):
         return self._irange(None, None, (True, True), 0)

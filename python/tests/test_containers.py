@@ -410,5 +410,104 @@ class TestOrdered(SegmentTest):
             self.assertEqual(got, list(range(2000)) + [5000])
 
 
+class TestCSlots(SegmentTest):
+    """The hot operations are C slots (commy.native.MapCore, ...): they must
+    behave as the Python protocols say, for every kind that shares them."""
+
+    def test_map_protocol_in_c(self):
+        with commy.Segment(self.path()) as seg:
+            for m in (seg.map("m", key=commy.str_, value=commy.f64),
+                      seg.ordered_map("om", key=commy.str_, value=commy.f64)):
+                m["a"] = 1.5
+                m["b"] = 2
+                self.assertEqual((m["a"], m["b"], len(m)), (1.5, 2.0, 2))
+                self.assertEqual((m.get("a"), m.get("zz"), m.get("zz", 7)), (1.5, None, 7))
+                with self.assertRaises(KeyError) as cm:
+                    m["zz"]
+                self.assertEqual(cm.exception.args, ("zz",))
+                self.assertTrue("a" in m)
+                self.assertFalse("zz" in m)
+                self.assertFalse(5 in m)           # another type: absent, as in a dict
+                with self.assertRaises(TypeError):
+                    m[5]
+                with self.assertRaises(TypeError):
+                    m["c"] = "not a float"
+                del m["a"]
+                with self.assertRaises(KeyError):
+                    del m["a"]
+                self.assertEqual(dict(m.items()), {"b": 2.0})
+                with self.assertRaises(TypeError):
+                    m.get()
+
+    def test_vec_protocol_in_c(self):
+        with commy.Segment(self.path()) as seg:
+            v = seg.vec("v", commy.i32)
+            for x in range(6):
+                v.append(x)
+            self.assertEqual((v[0], v[-1], v[-6], len(v)), (0, 5, 0, 6))
+            for bad in (6, -7, 2**70, -2**70):
+                with self.assertRaises(IndexError):
+                    v[bad]
+            with self.assertRaises(TypeError):
+                v["0"]
+            v[-1] = 50
+            v[1:3] = [10, 20]
+            self.assertEqual(v[0:6:2], [0, 20, 4])
+            del v[0]
+            del v[-1]
+            del v[0:1]
+            self.assertEqual(list(v), [20, 3, 4])
+            with self.assertRaises(OverflowError):
+                v.append(2**31)
+            with self.assertRaises(OverflowError):
+                v[0] = 2**31
+            self.assertEqual(list(v), [20, 3, 4])
+
+    def test_set_box_deque_in_c(self):
+        with commy.Segment(self.path()) as seg:
+            for s in (seg.set("s", commy.i64), seg.ordered_set("os", commy.i64)):
+                self.assertTrue(s.add(1))
+                self.assertFalse(s.add(1))
+                self.assertIsNone(s.discard(1))
+                self.assertIsNone(s.discard(1))
+                self.assertEqual(len(s), 0)
+                with self.assertRaises(KeyError):
+                    s.remove(1)
+            b = seg.box("b", commy.u8)
+            b.value = 200
+            self.assertEqual((b.value, b.get()), (200, 200))
+            with self.assertRaises(AttributeError):
+                del b.value
+            d = seg.deque("d", commy.i64)
+            self.assertFalse(d)
+            d.append(2)
+            d.appendleft(1)
+            self.assertTrue(d)
+            self.assertEqual((len(d), d.tolist()), (2, [1, 2]))
+
+    def test_every_c_slot_raises_closed_after_close(self):
+        with commy.Segment(self.path()) as seg:
+            m, v, s = seg.map("m", key=commy.i64, value=commy.i64), seg.vec("v", commy.i64), seg.set("s", commy.i64)
+            b, d = seg.box("b", commy.i64), seg.deque("d", commy.i64)
+            for c in (m, v, s, b, d):
+                c.close()
+            self.assertIsNone(m._h)
+            ops = [lambda: m[1], lambda: m.__setitem__(1, 1), lambda: m.__delitem__(1), lambda: 1 in m,
+                   lambda: len(m), lambda: m.get(1), lambda: v[0], lambda: v.__setitem__(0, 1), lambda: v.append(1),
+                   lambda: len(v), lambda: s.add(1), lambda: s.discard(1), lambda: 1 in s, lambda: b.value,
+                   lambda: setattr(b, "value", 1), lambda: d.append(1), lambda: d.appendleft(1), lambda: len(d)]
+            for i, op in enumerate(ops):
+                with self.subTest(op=i), self.assertRaises(commy.ClosedError):
+                    op()
+
+    def test_handle_cannot_be_swapped_for_another_kind(self):
+        with commy.Segment(self.path()) as seg:
+            m, v = seg.map("m", key=commy.i64, value=commy.i64), seg.vec("v", commy.i64)
+            with self.assertRaises(TypeError):
+                m._h = v._h
+            with self.assertRaises(AttributeError):
+                m._kt = 1
+
+
 if __name__ == "__main__":
     unittest.main()
