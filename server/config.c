@@ -221,6 +221,7 @@ int srv_config_parse(srv_config *c, const char *text, size_t len, const char *or
             goto out;
         c->max_message_bytes = (size_t)mm;
     }
+    if (srv_mirror_conf_parse(&c->mirror, cJSON_GetObjectItemCaseSensitive(root, "mirror"), err, cap)) goto out;
     const cJSON *ts = cJSON_GetObjectItemCaseSensitive(root, "tenants");
     if (!cJSON_IsArray(ts) || cJSON_GetArraySize(ts) == 0) {
         bad(err, cap, "tenants must be a non-empty array");

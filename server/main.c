@@ -7,6 +7,7 @@
  * state sits behind S.lock; the watchers wake the service loop with
  * lws_cancel_service, which is the one lws call that is safe from another
  * thread. */
+#include "mirror.h"
 #include "ops.h"
 #include "server.h"
 
@@ -75,6 +76,13 @@ typedef struct conn {
     char *rx;
     size_t rxlen;
     int rx_binary, rx_toobig;
+    /* a request waiting for the mirror (mirror.h): later frames wait behind it */
+    const char *cur_frame;
+    size_t cur_len;
+    uint64_t pend_ticket, pend_id;
+    cJSON *pend_result;
+    outmsg *bhead, *btail;
+    int rx_paused, resume;
 } conn;
 
 typedef struct watch {
@@ -433,6 +441,7 @@ static int service_acquire(service **out, const char *tenant, const char *name, 
 static void service_release(service *s)
 {
     if (--s->refs > 0) return;
+    if (srv_mirror_active()) srv_mirror_close(s->tenant, s->name);
     while (s->watches) watch_stop(s->watches);
     for (service **p = &S.services; *p; p = &(*p)->next)
         if (*p == s) {
@@ -520,6 +529,7 @@ static cJSON *scopes_json(const char *scopes)
 /* ---- requests ---- */
 
 typedef struct reply {
+    int deferred; /* answered later by srv_ticket_done */
     int code;
     char msg[512];
     cJSON *result;
@@ -711,6 +721,16 @@ static int dispatch(reply *rp, conn *c, const commy_wire_request *r)
         rp->result = cJSON_CreateObject();
         cJSON_AddStringToObject(rp->result, "mode", r->mode_local ? "local" : "remote");
         if (r->mode_local) cJSON_AddStringToObject(rp->result, "path", c->opens[i].svc->path);
+        uint64_t ticket;
+        if (srv_mirror_active() &&
+            srv_mirror_open(&ticket, tenant, r->service, c->opens[i].svc->persistent)) {
+            /* answered once the service's state came from Redis */
+            c->pend_ticket = ticket;
+            c->pend_id = r->id;
+            c->pend_result = rp->result;
+            rp->result = NULL;
+            rp->deferred = 1;
+        }
         return 0;
     }
     case COMMY_WIRE_OP_CLOSE_SERVICE:
@@ -786,6 +806,15 @@ static int dispatch(reply *rp, conn *c, const commy_wire_request *r)
                 return 0;
             }
         return fail(rp, COMMY_ENOTFOUND, "not subscribed to '%s'", r->var);
+    }
+    uint64_t ticket;
+    if (writes && srv_mirror_active() &&
+        srv_mirror_submit(&ticket, s->tenant, s->name, c->cur_frame, c->cur_len) == 0) {
+        /* applied in stream order, here as everywhere (mirror.c) */
+        c->pend_ticket = ticket;
+        c->pend_id = r->id;
+        rp->deferred = 1;
+        return 0;
     }
     rc = srv_ops_apply(&rp->result, s->alloc, r, rp->msg, sizeof rp->msg);
     if (rc) return rp->code = rc;
@@ -883,7 +912,14 @@ static void handle_frame(conn *c, const char *data, size_t len)
         out = commy_wire_reply_error(f.has_id, f.id, rc, f.message);
     } else {
         reply rp = {0};
+        c->cur_frame = data;
+        c->cur_len = len;
         dispatch(&rp, c, &r);
+        c->cur_frame = NULL;
+        if (rp.deferred) {
+            commy_wire_request_free(&r);
+            return;
+        }
         if (rp.code) {
             if (rp.code == COMMY_ENOMEM || rp.code == COMMY_EIO)
                 srv_log("error", "request", "peer %s op %s: %s", c->peer, r.op_name, rp.msg);
@@ -895,6 +931,86 @@ static void handle_frame(conn *c, const char *data, size_t len)
         commy_wire_request_free(&r);
     }
     enqueue(c, out);
+}
+
+/* ---- requests the mirror answers later (mirror.h) ---- */
+
+void srv_lock(void) { pthread_mutex_lock(&S.lock); }
+void srv_unlock(void) { pthread_mutex_unlock(&S.lock); }
+
+commy_alloc *srv_service_alloc(const char *tenant, const char *name)
+{
+    service *s = service_find(tenant, name);
+    return s ? s->alloc : NULL;
+}
+
+void srv_var_changed(const char *tenant, const char *name, const char *var)
+{
+    service *s = service_find(tenant, name);
+    watch *w = s ? watch_find(s, var) : NULL;
+    if (w) notify(w);
+}
+
+void srv_ticket_done(uint64_t ticket, int code, const char *msg, cJSON *result)
+{
+    for (conn *c = S.conns; c; c = c->next) {
+        if (c->pend_ticket != ticket) continue;
+        char *out;
+        if (code) {
+            cJSON_Delete(result);
+            cJSON_Delete(c->pend_result);
+            out = commy_wire_reply_error(1, c->pend_id, code, msg ? msg : commy_strerror(code));
+        } else {
+            if (result) cJSON_Delete(c->pend_result);
+            out = commy_wire_reply_ok(c->pend_id, result ? result : c->pend_result);
+        }
+        c->pend_result = NULL;
+        c->pend_ticket = 0;
+        c->resume = 1; /* the frames that waited behind it go on (lws thread) */
+        enqueue(c, out);
+        return;
+    }
+    cJSON_Delete(result); /* the connection left meanwhile */
+}
+
+static void backlog_add(conn *c, const char *data, size_t len)
+{
+    outmsg *m = malloc(sizeof *m + len + 1);
+    if (!m) return;
+    m->next = NULL;
+    m->len = len;
+    memcpy(m->data, data, len);
+    if (c->btail) c->btail->next = m;
+    else c->bhead = m;
+    c->btail = m;
+}
+
+static void backlog_free(conn *c)
+{
+    while (c->bhead) {
+        outmsg *m = c->bhead;
+        c->bhead = m->next;
+        free(m);
+    }
+    c->btail = NULL;
+}
+
+/* On the lws thread with S.lock held: the frames that waited behind a
+ * deferred request, in order, until one is deferred again. */
+static void resume_conn(conn *c)
+{
+    c->resume = 0;
+    while (!c->pend_ticket && c->bhead) {
+        outmsg *m = c->bhead;
+        c->bhead = m->next;
+        if (!c->bhead) c->btail = NULL;
+        handle_frame(c, (const char *)m->data, m->len);
+        free(m);
+    }
+    if (!c->pend_ticket && c->rx_paused) {
+        c->rx_paused = 0;
+        lws_rx_flow_control(c->wsi, 1);
+    }
 }
 
 /* ---- metrics ---- */
@@ -930,6 +1046,7 @@ static char *metrics_text(size_t *len)
                      (unsigned long long)S.bytes_out, (unsigned long long)S.auth_ok,
                      (unsigned long long)S.auth_failures, (unsigned long long)S.pushes,
                      (unsigned long long)S.slow_cut, nservices, qsum, qmax);
+    if (n >= 0 && (size_t)n < cap) n += (int)srv_mirror_metrics(b + n, cap - (size_t)n);
     *len = n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
     return b;
 }
@@ -1088,6 +1205,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             }
         S.nconns--;
         queue_free(c);
+        backlog_free(c);
+        cJSON_Delete(c->pend_result);
         pthread_mutex_unlock(&S.lock);
         srv_log("info", "disconnect", "peer %s%s%s", c->peer, c->kill_reason[0] ? ": " : "", c->kill_reason);
         free(c->rx);
@@ -1127,8 +1246,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                 enqueue(c, commy_wire_reply_error(0, 0, COMMY_WIRE_ETOOBIG, m));
                 c->kill = 1;
                 snprintf(c->kill_reason, sizeof c->kill_reason, "too_big");
+            } else if (c->pend_ticket || c->bhead) {
+                backlog_add(c, c->rx, c->rxlen); /* replies go out in request order */
             } else {
                 handle_frame(c, c->rx, c->rxlen);
+            }
+            if (c->pend_ticket && !c->rx_paused) {
+                c->rx_paused = 1;
+                lws_rx_flow_control(wsi, 0);
             }
             c->rxlen = 0;
             if (c->rx && S.cfg.max_message_bytes > 65536) {
@@ -1211,6 +1336,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         pthread_mutex_lock(&S.lock);
         for (conn *c = S.conns; c; c = c->next) {
+            if (c->resume) resume_conn(c);
             if (c->kill_now && !c->kill_sent) {
                 c->kill_sent = 1;
                 lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
@@ -1328,6 +1454,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "commy-server: %s\n", err);
         return 1;
     }
+    if (S.cfg.mirror.enabled && srv_store_redis_open(&S.store, S.store, &S.cfg.mirror, err, sizeof err)) {
+        fprintf(stderr, "commy-server: %s\n", err);
+        return 1;
+    }
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
@@ -1354,6 +1484,10 @@ int main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    if (srv_mirror_start(&S.cfg.mirror, err, sizeof err)) {
+        fprintf(stderr, "commy-server: %s\n", err);
+        return 1;
+    }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     lws_sul_schedule(S.ctx, 0, &S.tick, tick, LWS_US_PER_SEC);
@@ -1389,6 +1523,12 @@ int main(int argc, char **argv)
         if (!first) first = t0.tv_sec;
         if (t1.tv_sec - first >= 1) break;
     }
+    /* every service closes before the mirror stops, so its last state and a
+     * snapshot reach Redis */
+    pthread_mutex_lock(&S.lock);
+    for (conn *c = S.conns; c; c = c->next) close_all(c);
+    pthread_mutex_unlock(&S.lock);
+    srv_mirror_stop();
     lws_context_destroy(S.ctx);
     S.store->close(S.store);
     srv_config_free(&S.cfg);

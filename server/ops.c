@@ -96,6 +96,12 @@ int srv_var_open(srv_var *out, commy_alloc *a, const char *name)
     return open_kind(out, a, name, info.kind, COMMY_T_ANY, COMMY_T_ANY, COMMY_OPEN_EXISTING);
 }
 
+int srv_var_open_kind(srv_var *out, commy_alloc *a, const char *name, uint32_t kind, commy_type kt, commy_type vt)
+{
+    memset(out, 0, sizeof *out);
+    return open_kind(out, a, name, kind, kt, vt, 0);
+}
+
 void srv_var_close(srv_var *v)
 {
     if (!v || !v->h) return;

@@ -19,6 +19,17 @@ int srv_var_wait(srv_var *v, uint32_t seen, int32_t timeout_ms);
 /* The push body for a change: "value" for box/str, "len" otherwise. */
 int srv_var_snapshot(cJSON *fields, srv_var *v);
 
+/* Opens name with this kind and types, creating it if it is missing (the
+ * mirror applies whole states with it). */
+int srv_var_open_kind(srv_var *out, commy_alloc *a, const char *name, uint32_t kind, commy_type kt, commy_type vt);
+/* The variable's whole state as JSON, {"kind", "kt", ["vt"], "s"}, with typed
+ * values as the wire codec writes them (state.c). Hold the segment lock
+ * (commy_alloc_lock) around it for one consistent state. */
+int srv_state_capture(cJSON **out, srv_var *v);
+/* Makes variable name of a hold exactly the state st (from srv_state_capture),
+ * creating it if needed. *changed is 1 if anything was written. */
+int srv_state_apply(int *changed, commy_alloc *a, const char *name, const cJSON *st, char *msg, size_t cap);
+
 /* Applies a variable request (get ... range) to a. *result receives the
  * reply's result object. On failure returns the code with a sentence in msg. */
 int srv_ops_apply(cJSON **result, commy_alloc *a, const commy_wire_request *r, char *msg, size_t cap);

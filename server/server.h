@@ -36,6 +36,23 @@ typedef struct srv_tenant_conf {
     int nservices;
 } srv_tenant_conf;
 
+/* The "mirror" section (docs/deploying.md): the Redis that links a group of
+ * servers. enabled 0 when the section is absent: the server runs alone. */
+typedef struct srv_mirror_conf {
+    int enabled;
+    char host[256];
+    int port;
+    int tls; /* the "tls" object was given */
+    char tls_ca[PATH_MAX], tls_cert[PATH_MAX], tls_key[PATH_MAX];
+    char username[128], password[256];
+    char server_id[SRV_NAME_MAX]; /* "" = a random one at start */
+    int snapshot_every;           /* stream entries between snapshots (the retention bound) */
+    int timeout_ms;               /* connect and command timeout */
+} srv_mirror_conf;
+
+/* Parses the "mirror" object (NULL: absent, mirror disabled) into *out. */
+int srv_mirror_conf_parse(srv_mirror_conf *out, const cJSON *j, char *err, size_t cap);
+
 typedef struct srv_config {
     char address[64];
     int port;
@@ -49,6 +66,7 @@ typedef struct srv_config {
     int insecure_dev;
     srv_tenant_conf *tenants;
     int ntenants;
+    srv_mirror_conf mirror;
 } srv_config;
 
 /* Reads and validates FILE. On failure returns -1 with a message naming the

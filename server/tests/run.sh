@@ -19,5 +19,14 @@ p=$(echo "$last" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
 f=$(echo "$last" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
 [ -z "$p" ] && { echo "$last"; p=0; f=1; }
 p=$((p + wire)); f=$((f + 1 - wire))
+# the mirrored group (redis-server + three servers): its own script, same summary line
+mout=$(python3 "$here/test_mirror.py" "$build" "$@" 2>&1)
+mstatus=$?
+echo "$mout" | sed '$d'
+mp=$(echo "$mout" | tail -n 1 | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
+mf=$(echo "$mout" | tail -n 1 | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+[ -z "$mp" ] && { echo "$mout" | tail -n 1; mp=0; mf=1; }
+[ $mstatus != 0 ] && [ "$mf" = 0 ] && mf=1
+p=$((p + mp)); f=$((f + mf))
 echo "$p passed, $f failed"
 [ "$f" = 0 ] && [ $status = 0 ]
