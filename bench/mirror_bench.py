@@ -55,16 +55,16 @@ def latency(s1, s2):
     return [x / 1000.0 for x in got]
 
 
-def throughput(server):
+def throughput(server, svc):
     """writes/s of CLIENTS connections, each pipelining its share of requests."""
-    cs = [test_mirror.opened(server, "conv") for _ in range(CLIENTS)]
-    ok(cs[0].request("set", service="conv", var="x", kind="box", value=i64(0)))
+    cs = [test_mirror.opened(server, svc) for _ in range(CLIENTS)]
+    ok(cs[0].request("set", service=svc, var="x", kind="box", value=i64(0)))
     per = N // CLIENTS
 
     def run(c, k):
         import json
         for i in range(per):
-            c.send_text(json.dumps({"v": 1, "id": 10000 + i, "op": "set", "service": "conv", "var": "x",
+            c.send_text(json.dumps({"v": 1, "id": 10000 + i, "op": "set", "service": svc, "var": "x",
                                     "value": i64(k * per + i)}))
         for i in range(per):
             r = c.wait_reply(10000 + i)
@@ -86,7 +86,7 @@ def main():
     if not test_mirror.REDIS:
         print("mirror bench: redis-server not found (apt-get install redis-server)")
         return 1
-    redis = test_mirror.Redis()
+    redis = test_mirror.Redis(fsync="everysec")  # Redis's default durability for an AOF
     servers = []
     try:
         alone = test_server.Server()
@@ -94,8 +94,8 @@ def main():
         s1, s2 = test_mirror.MServer(redis, "b1"), test_mirror.MServer(redis, "b2")
         servers += [s1, s2]
         lat = latency(s1, s2)
-        off = throughput(alone)
-        on = throughput(s1)
+        off = throughput(alone, "a")
+        on = throughput(s1, "conv")
         print("mirror bench (%d writes, loopback, redis-server %s)" % (N, test_mirror.REDIS))
         print("  write on server 1 -> push on server 2: p50 %.0f us, p99 %.0f us" % (pct(lat, 50), pct(lat, 99)))
         print("  write throughput, %d pipelining clients: mirror off %.0f/s, mirror on %.0f/s (on/off %.2f)"

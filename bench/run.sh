@@ -19,4 +19,6 @@ cmake --build "$build" --target commy-bench -j"$(nproc)" >/dev/null
 rc=0; "$build/bench/commy-bench" "$@" || rc=$?
 # The Python and C# bindings against their peers (bench/bindings.sh), unless --only picked a C benchmark.
 case " $* " in *" --only "*) ;; *) [ "$rc" = 1 ] || { b=0; "$root/bench/bindings.sh" || b=$?; [ "$rc" != 0 ] || rc=$b; } ;; esac
+# The mirror (bench/mirror_bench.py): write-to-push latency across two servers, throughput with it on and off.
+case " $* " in *" --only "*) ;; *) { cmake --build "$build" --target commy-server -j"$(nproc)" >/dev/null && python3 "$root/bench/mirror_bench.py" "$build"; } || { echo "bench/run.sh: the mirror benchmark failed" >&2; rc=1; } ;; esac
 exit $rc

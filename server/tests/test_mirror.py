@@ -40,7 +40,8 @@ def wait_for(what, fn, timeout=15.0):
 
 
 class Redis:
-    def __init__(self):
+    def __init__(self, fsync="always"):
+        self.fsync = fsync
         self.dir = tempfile.mkdtemp(prefix="commy-redis-test-")
         self.port = free_port()
         self.proc = None
@@ -50,7 +51,7 @@ class Redis:
         self.log = open(os.path.join(self.dir, "redis.log"), "a")
         # the AOF, fsynced on every write, makes a restart lose nothing
         self.proc = subprocess.Popen([REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
-                                      "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+                                      "--appendonly", "yes", "--appendfsync", self.fsync, "--save", "",
                                       "--protected-mode", "no"], stdout=self.log, stderr=self.log)
         wait_for("redis-server", lambda: self.ping())
 
