@@ -52,6 +52,7 @@ static const struct {
     {COMMY_EBADFREE, "EBADFREE"},   {COMMY_ENOTSUP, "ENOTSUP"},       {COMMY_EJOURNAL, "EJOURNAL"},
     {COMMY_WIRE_EPROTO, "EPROTO"},  {COMMY_WIRE_EUNKNOWNOP, "EUNKNOWNOP"}, {COMMY_WIRE_ETOOBIG, "ETOOBIG"},
     {COMMY_WIRE_EAUTH, "EAUTH"},    {COMMY_WIRE_EEXPIRED, "EEXPIRED"}, {COMMY_WIRE_EFORBIDDEN, "EFORBIDDEN"},
+    {COMMY_WIRE_ELOCKED, "ELOCKED"},
 };
 
 const char *commy_wire_code_name(int code)
@@ -508,7 +509,9 @@ static int parse_fields(commy_wire_request *r, commy_wire_fault *f, const cJSON 
         TRY(get_str(f, root, "tenant", r->tenant, sizeof r->tenant, 1, 1));
         TRY(get_str(f, root, "api_key", r->api_key, sizeof r->api_key, 0, 0));
         TRY(get_str(f, root, "token", r->token, sizeof r->token, 0, 0));
-        if (!r->api_key[0] == !r->token[0]) return fault(f, COMMY_EINVAL, "authenticate needs exactly one of \"api_key\" and \"token\"");
+        TRY(get_str(f, root, "jwt", r->jwt, sizeof r->jwt, 0, 0));
+        if (!!r->api_key[0] + !!r->token[0] + !!r->jwt[0] != 1)
+            return fault(f, COMMY_EINVAL, "authenticate needs exactly one of \"api_key\", \"token\" and \"jwt\"");
         break;
     case COMMY_WIRE_OP_CREATE_SERVICE:
         if ((j = cJSON_GetObjectItemCaseSensitive(root, "persistent"))) {

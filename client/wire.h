@@ -17,6 +17,7 @@
 #define COMMY_WIRE_VERSION 1
 #define COMMY_WIRE_NAME_MAX 63
 #define COMMY_WIRE_SECRET_MAX 256
+#define COMMY_WIRE_JWT_MAX 8192
 #define COMMY_WIRE_RANGE_MAX 1000
 
 /* Protocol-level error codes, as they appear in replies ("EPROTO", ...).
@@ -28,6 +29,7 @@
 #define COMMY_WIRE_EAUTH -1004
 #define COMMY_WIRE_EEXPIRED -1005
 #define COMMY_WIRE_EFORBIDDEN -1006
+#define COMMY_WIRE_ELOCKED -1007
 
 typedef enum commy_wire_op {
     COMMY_WIRE_OP_NONE = 0,
@@ -74,6 +76,7 @@ typedef struct commy_wire_request {
     char client_id[COMMY_WIRE_NAME_MAX + 1];
     char api_key[COMMY_WIRE_SECRET_MAX + 1];
     char token[COMMY_WIRE_SECRET_MAX + 1];
+    char jwt[COMMY_WIRE_JWT_MAX + 1];
     uint32_t kind;      /* COMMY_KIND_* or 0 when absent */
     int mode_local;     /* open_service: 1 local, 0 remote */
     int front;          /* push/pop: 1 front, 0 back */

@@ -6,7 +6,7 @@ COMMY_BUILD=${COMMY_BUILD:-$COMMY_ROOT/build}
 
 # Debian packages commy builds, tests and benchmarks with.
 COMMY_DEBS=(build-essential cmake pkg-config git clang libclang-rt-14-dev swig valgrind abigail-tools libhiredis-dev redis-server
-  libcjson-dev libssl-dev libboost-dev python3 python3-venv libwebsockets-dev libsqlite3-dev openssl)
+  libcjson-dev libcurl4-openssl-dev libssl-dev libboost-dev python3 python3-venv libwebsockets-dev libsqlite3-dev openssl)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 

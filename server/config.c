@@ -3,6 +3,7 @@
 #include "server.h"
 
 #include <cjson/cJSON.h>
+#include <openssl/crypto.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -19,7 +20,7 @@ static int bad(char *err, size_t cap, const char *fmt, ...)
     return -1;
 }
 
-static int name_ok(const char *s)
+int srv_config_name_ok(const char *s)
 {
     size_t n = strlen(s);
     if (n < 1 || n > COMMY_WIRE_NAME_MAX || s[0] == '.') return 0;
@@ -56,7 +57,7 @@ static int opt_str(const cJSON *obj, const char *key, const char *path, char *ds
 
 static const char *const known_scopes[] = {"read", "write", "admin", NULL};
 
-static int scopes_ok(const char *scope)
+int srv_config_scope_ok(const char *scope)
 {
     for (int i = 0; known_scopes[i]; i++)
         if (strcmp(scope, known_scopes[i]) == 0) return 1;
@@ -69,7 +70,104 @@ static int scopes_ok(const char *scope)
     if (n == 0 || n >= sizeof svc) return 0;
     memcpy(svc, scope + 8, n);
     svc[n] = '\0';
-    return name_ok(svc) && (strcmp(colon + 1, "read") == 0 || strcmp(colon + 1, "write") == 0);
+    return srv_config_name_ok(svc) && (strcmp(colon + 1, "read") == 0 || strcmp(colon + 1, "write") == 0);
+}
+
+static int readable(const char *path, const char *field, char *err, size_t cap)
+{
+    if (path[0] && access(path, R_OK) != 0) return bad(err, cap, "%s: cannot read %s", field, path);
+    return 0;
+}
+
+/* auth.mode, auth.jwt, auth.callback, auth.lockout of one tenant. */
+static int load_auth_modes(srv_tenant_conf *t, const cJSON *auth, const char *apath, char *err, size_t cap)
+{
+    char mode[32] = "server_managed", f[160];
+    if (opt_str(auth, "mode", apath, mode, sizeof mode, 0, err, cap)) return -1;
+    if (strcmp(mode, "server_managed") == 0) t->mode = SRV_AUTH_SERVER_MANAGED;
+    else if (strcmp(mode, "tenant_managed") == 0) t->mode = SRV_AUTH_TENANT_MANAGED;
+    else if (strcmp(mode, "hybrid") == 0) t->mode = SRV_AUTH_HYBRID;
+    else return bad(err, cap, "%s.mode '%s' must be \"server_managed\", \"tenant_managed\" or \"hybrid\"", apath, mode);
+
+    const cJSON *cb = cJSON_GetObjectItemCaseSensitive(auth, "callback");
+    snprintf(f, sizeof f, "%s.callback", apath);
+    if (cb && !cJSON_IsObject(cb)) return bad(err, cap, "%s must be an object", f);
+    if (t->mode != SRV_AUTH_SERVER_MANAGED && !cb)
+        return bad(err, cap, "%s is required when mode is \"%s\"", f, mode);
+    if (t->mode == SRV_AUTH_SERVER_MANAGED && cb)
+        return bad(err, cap, "%s is only used when mode is \"tenant_managed\" or \"hybrid\"", f);
+    if (cb) {
+        srv_callback_conf *cc = &t->callback;
+        char sub[200];
+        if (opt_str(cb, "url", f, cc->url, sizeof cc->url, 1, err, cap)) return -1;
+        if (strncmp(cc->url, "https://", 8) != 0 || !cc->url[8])
+            return bad(err, cap, "%s.url must be an https:// URL", f);
+        for (const char *p = cc->url; *p; p++)
+            if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+                return bad(err, cap, "%s.url must be printable ASCII without spaces", f);
+        cc->timeout_ms = 2000;
+        if (opt_int(cb, "timeout_ms", f, &cc->timeout_ms, 50, 60000, err, cap)) return -1;
+        if (opt_str(cb, "ca_file", f, cc->ca_file, sizeof cc->ca_file, 0, err, cap) ||
+            opt_str(cb, "client_cert", f, cc->client_cert, sizeof cc->client_cert, 0, err, cap) ||
+            opt_str(cb, "client_key", f, cc->client_key, sizeof cc->client_key, 0, err, cap))
+            return -1;
+        if (!cc->client_cert[0] != !cc->client_key[0])
+            return bad(err, cap, "%s.client_cert and %s.client_key go together", f, f);
+        snprintf(sub, sizeof sub, "%s.ca_file", f);
+        if (readable(cc->ca_file, sub, err, cap)) return -1;
+        snprintf(sub, sizeof sub, "%s.client_cert", f);
+        if (readable(cc->client_cert, sub, err, cap)) return -1;
+        snprintf(sub, sizeof sub, "%s.client_key", f);
+        if (readable(cc->client_key, sub, err, cap)) return -1;
+    }
+
+    const cJSON *jw = cJSON_GetObjectItemCaseSensitive(auth, "jwt");
+    snprintf(f, sizeof f, "%s.jwt", apath);
+    if (jw && !cJSON_IsObject(jw)) return bad(err, cap, "%s must be an object", f);
+    if (jw && t->mode == SRV_AUTH_TENANT_MANAGED)
+        return bad(err, cap, "%s: a tenant_managed tenant verifies no JWT itself (its callback does); use \"hybrid\"", f);
+    if (jw) {
+        srv_jwt_conf *jc = &t->jwt;
+        char secret[sizeof jc->hs256_secret] = "", keyfile[PATH_MAX] = "";
+        if (opt_str(jw, "hs256_secret", f, secret, sizeof secret, 0, err, cap)) return -1;
+        if (secret[0] && strlen(secret) < 32)
+            return bad(err, cap, "%s.hs256_secret must be at least 32 bytes (RFC 7518: a key as long as the hash)", f);
+        jc->hs256_len = strlen(secret);
+        memcpy(jc->hs256_secret, secret, jc->hs256_len);
+        memset(secret, 0, sizeof secret);
+        if (opt_str(jw, "rs256_public_key", f, keyfile, sizeof keyfile, 0, err, cap)) return -1;
+        if (keyfile[0]) {
+            char why[256];
+            if (!(jc->rs256_key = srv_jwt_load_rs256(keyfile, why, sizeof why)))
+                return bad(err, cap, "%s.rs256_public_key: %s", f, why);
+        }
+        if (!jc->hs256_len && !jc->rs256_key) return bad(err, cap, "%s needs hs256_secret or rs256_public_key", f);
+        if (opt_str(jw, "audience", f, jc->audience, sizeof jc->audience, 1, err, cap)) return -1;
+        if (opt_str(jw, "issuer", f, jc->issuer, sizeof jc->issuer, 0, err, cap)) return -1;
+        jc->leeway_s = 30;
+        if (opt_int(jw, "leeway_s", f, &jc->leeway_s, 0, 300, err, cap)) return -1;
+        jc->enabled = 1;
+    }
+
+    const cJSON *lo = cJSON_GetObjectItemCaseSensitive(auth, "lockout");
+    snprintf(f, sizeof f, "%s.lockout", apath);
+    srv_lockout_conf *lc = &t->lockout;
+    lc->max_failures = 5;
+    lc->lock_s = 300;
+    lc->by_identity = 1;
+    if (lo && !cJSON_IsObject(lo)) return bad(err, cap, "%s must be an object", f);
+    if (lo) {
+        char by[16] = "identity";
+        if (opt_int(lo, "max_failures", f, &lc->max_failures, 0, 1000, err, cap) ||
+            opt_int(lo, "lock_s", f, &lc->lock_s, 1, 7 * 24 * 3600, err, cap) ||
+            opt_str(lo, "by", f, by, sizeof by, 0, err, cap))
+            return -1;
+        lc->by_identity = strcmp(by, "identity") == 0 || strcmp(by, "both") == 0;
+        lc->by_address = strcmp(by, "address") == 0 || strcmp(by, "both") == 0;
+        if (!lc->by_identity && !lc->by_address)
+            return bad(err, cap, "%s.by must be \"identity\", \"address\" or \"both\"", f);
+    }
+    return 0;
 }
 
 static int load_tenant(srv_tenant_conf *t, const cJSON *j, int idx, char *err, size_t cap)
@@ -78,15 +176,12 @@ static int load_tenant(srv_tenant_conf *t, const cJSON *j, int idx, char *err, s
     snprintf(path, sizeof path, "tenants[%d]", idx);
     if (!cJSON_IsObject(j)) return bad(err, cap, "%s must be an object", path);
     if (opt_str(j, "name", path, t->name, sizeof t->name, 1, err, cap)) return -1;
-    if (!name_ok(t->name)) return bad(err, cap, "%s.name must be 1-63 bytes of [A-Za-z0-9_.-]", path);
+    if (!srv_config_name_ok(t->name)) return bad(err, cap, "%s.name must be 1-63 bytes of [A-Za-z0-9_.-]", path);
     const cJSON *auth = cJSON_GetObjectItemCaseSensitive(j, "auth");
     if (!cJSON_IsObject(auth)) return bad(err, cap, "%s.auth must be an object", path);
     char apath[80];
     snprintf(apath, sizeof apath, "%s.auth", path);
-    char mode[32] = "server_managed";
-    if (opt_str(auth, "mode", apath, mode, sizeof mode, 0, err, cap)) return -1;
-    if (strcmp(mode, "server_managed") != 0)
-        return bad(err, cap, "%s.mode '%s' is not supported by this server yet (only \"server_managed\")", apath, mode);
+    if (load_auth_modes(t, auth, apath, err, cap)) return -1;
     t->token_lifetime_s = 3600;
     if (opt_int(auth, "token_lifetime_s", apath, &t->token_lifetime_s, 1, 30 * 24 * 3600, err, cap)) return -1;
     const cJSON *keys = cJSON_GetObjectItemCaseSensitive(auth, "api_keys");
@@ -101,19 +196,19 @@ static int load_tenant(srv_tenant_conf *t, const cJSON *j, int idx, char *err, s
         snprintf(kpath, sizeof kpath, "%s.api_keys[%d]", apath, i);
         if (!cJSON_IsObject(k)) return bad(err, cap, "%s must be an object", kpath);
         if (opt_str(k, "id", kpath, kc->id, sizeof kc->id, 1, err, cap)) return -1;
-        if (!name_ok(kc->id) || strchr(kc->id, '.')) return bad(err, cap, "%s.id must be [A-Za-z0-9_-], no dots", kpath);
+        if (!srv_config_name_ok(kc->id) || strchr(kc->id, '.')) return bad(err, cap, "%s.id must be [A-Za-z0-9_-], no dots", kpath);
         if (opt_str(k, "hash", kpath, kc->hash, sizeof kc->hash, 1, err, cap)) return -1;
         if (strncmp(kc->hash, "pbkdf2-sha256$", 14) != 0)
             return bad(err, cap, "%s.hash must be a pbkdf2-sha256$... hash (make one with commy-server --hash-key)", kpath);
         snprintf(kc->client_id, sizeof kc->client_id, "%s", kc->id);
         if (opt_str(k, "client_id", kpath, kc->client_id, sizeof kc->client_id, 0, err, cap)) return -1;
-        if (!name_ok(kc->client_id)) return bad(err, cap, "%s.client_id must be 1-63 bytes of [A-Za-z0-9_.-]", kpath);
+        if (!srv_config_name_ok(kc->client_id)) return bad(err, cap, "%s.client_id must be 1-63 bytes of [A-Za-z0-9_.-]", kpath);
         const cJSON *sc = cJSON_GetObjectItemCaseSensitive(k, "scopes");
         if (!cJSON_IsArray(sc)) return bad(err, cap, "%s.scopes must be an array of strings", kpath);
         const cJSON *s;
         cJSON_ArrayForEach(s, sc)
         {
-            if (!cJSON_IsString(s) || !scopes_ok(s->valuestring))
+            if (!cJSON_IsString(s) || !srv_config_scope_ok(s->valuestring))
                 return bad(err, cap, "%s.scopes: '%s' is not a scope (read, write, admin, service:NAME:read|write)",
                            kpath, cJSON_IsString(s) ? s->valuestring : "?");
             size_t used = strlen(kc->scopes);
@@ -121,6 +216,11 @@ static int load_tenant(srv_tenant_conf *t, const cJSON *j, int idx, char *err, s
             snprintf(kc->scopes + used, sizeof kc->scopes - used, "%s%s", used ? " " : "", s->valuestring);
         }
     }
+    if (t->mode == SRV_AUTH_TENANT_MANAGED && t->nkeys)
+        return bad(err, cap, "%s.api_keys: a tenant_managed tenant checks no keys itself (its callback does); use "
+                             "\"hybrid\" for both", apath);
+    if (t->mode == SRV_AUTH_HYBRID && !t->nkeys && !t->jwt.enabled)
+        return bad(err, cap, "%s.mode \"hybrid\" needs api_keys or jwt for the server's half of the check", apath);
     const cJSON *svcs = cJSON_GetObjectItemCaseSensitive(j, "services");
     if (svcs && !cJSON_IsArray(svcs)) return bad(err, cap, "%s.services must be an array", path);
     int ns = cJSON_GetArraySize(svcs);
@@ -133,7 +233,7 @@ static int load_tenant(srv_tenant_conf *t, const cJSON *j, int idx, char *err, s
         snprintf(spath, sizeof spath, "%s.services[%d]", path, i);
         if (!cJSON_IsObject(s)) return bad(err, cap, "%s must be an object", spath);
         if (opt_str(s, "name", spath, sc->name, sizeof sc->name, 1, err, cap)) return -1;
-        if (!name_ok(sc->name)) return bad(err, cap, "%s.name must be 1-63 bytes of [A-Za-z0-9_.-]", spath);
+        if (!srv_config_name_ok(sc->name)) return bad(err, cap, "%s.name must be 1-63 bytes of [A-Za-z0-9_.-]", spath);
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(s, "persistent");
         if (p && !cJSON_IsBool(p)) return bad(err, cap, "%s.persistent must be true or false", spath);
         sc->persistent = cJSON_IsTrue(p);
@@ -209,6 +309,7 @@ int srv_config_parse(srv_config *c, const char *text, size_t len, const char *or
         if (c->client_ca[0] && access(c->client_ca, R_OK) != 0) { bad(err, cap, "tls.client_ca: cannot read %s", c->client_ca); goto out; }
     }
     if (opt_str(root, "data_root", "config", c->data_root, sizeof c->data_root - 256, 1, err, cap)) goto out;
+    if (opt_str(root, "audit_log", "config", c->audit_log, sizeof c->audit_log, 0, err, cap)) goto out;
     const cJSON *lim = cJSON_GetObjectItemCaseSensitive(root, "limits");
     if (lim) {
         int mm = (int)c->max_message_bytes;
@@ -264,6 +365,7 @@ int srv_config_demo(srv_config *c, char *api_key, size_t akcap, char *err, size_
     c->ntenants = 1;
     snprintf(t->name, sizeof t->name, "demo");
     t->token_lifetime_s = 3600;
+    t->lockout = (srv_lockout_conf){.max_failures = 5, .lock_s = 300, .by_identity = 1};
     t->nkeys = 1;
     snprintf(t->keys[0].id, sizeof t->keys[0].id, "demo");
     snprintf(t->keys[0].client_id, sizeof t->keys[0].client_id, "demo");
@@ -281,6 +383,8 @@ int srv_config_demo(srv_config *c, char *api_key, size_t akcap, char *err, size_
 void srv_config_free(srv_config *c)
 {
     for (int i = 0; c->tenants && i < c->ntenants; i++) {
+        srv_jwt_free_key(c->tenants[i].jwt.rs256_key);
+        OPENSSL_cleanse(c->tenants[i].jwt.hs256_secret, sizeof c->tenants[i].jwt.hs256_secret);
         free(c->tenants[i].keys);
         free(c->tenants[i].services);
     }

@@ -69,10 +69,8 @@ typedef struct conn {
     int kill_now;  /* cut at once (slow consumer) */
     int kill_sent; /* the async kill was scheduled */
     char kill_reason[32];
-    /* the API key check of the authenticate being handled, done outside S.lock */
-    int pre_ok;
-    char pre_id[SRV_NAME_MAX];
-    srv_key_conf pre_key;
+    /* the credential check of the authenticate being handled, done outside S.lock */
+    srv_authn_result pre;
     char *rx;
     size_t rxlen;
     int rx_binary, rx_toobig;
@@ -545,7 +543,7 @@ static int fail(reply *r, int code, const char *fmt, ...)
 }
 
 static int issue_token(reply *rp, conn *c, const srv_tenant_conf *t, const char *client_id, const char *scopes,
-                       const unsigned char *old_hash)
+                       int lifetime_s, const unsigned char *old_hash)
 {
     char token[65];
     if (srv_auth_random_hex(token, 32)) return fail(rp, COMMY_EIO, "no randomness for a token");
@@ -553,7 +551,7 @@ static int issue_token(reply *rp, conn *c, const srv_tenant_conf *t, const char 
     snprintf(tok.tenant, sizeof tok.tenant, "%s", t->name);
     snprintf(tok.client_id, sizeof tok.client_id, "%s", client_id);
     snprintf(tok.scopes, sizeof tok.scopes, "%s", scopes);
-    tok.expires_at = (int64_t)time(NULL) + t->token_lifetime_s;
+    tok.expires_at = (int64_t)time(NULL) + lifetime_s;
     unsigned char hash[32];
     srv_auth_sha256(hash, token);
     int rc = old_hash ? S.store->token_rotate(S.store, old_hash, hash, &tok) : S.store->token_put(S.store, hash, &tok);
@@ -577,16 +575,14 @@ static int op_authenticate(reply *rp, conn *c, const commy_wire_request *r)
     const srv_tenant_conf *t = srv_config_tenant(&S.cfg, r->tenant);
     if (c->authed) close_all(c);
     c->authed = 0;
-    if (r->api_key[0]) {
-        const srv_key_conf k = c->pre_key;
-        const char *id = c->pre_id;
-        if (!c->pre_ok) {
+    if (r->api_key[0] || r->jwt[0]) {
+        /* decided by preauthenticate (server/authn.c), which also logged and audited it */
+        const srv_authn_result *a = &c->pre;
+        if (a->code) {
             S.auth_failures++;
-            srv_log("warn", "auth_failure", "peer %s tenant %s key %s: bad credentials", c->peer, r->tenant,
-                    id[0] ? id : "?");
-            return fail(rp, COMMY_WIRE_EAUTH, "authentication failed: unknown tenant or key, or a wrong secret");
+            return fail(rp, a->code, "%s", a->message);
         }
-        if (issue_token(rp, c, t, k.client_id, k.scopes, NULL)) return rp->code;
+        if (issue_token(rp, c, t, a->grant.client_id, a->grant.scopes, a->grant.lifetime_s, NULL)) return rp->code;
     } else {
         unsigned char hash[32];
         srv_token tok;
@@ -594,10 +590,12 @@ static int op_authenticate(reply *rp, conn *c, const commy_wire_request *r)
         if (!t || S.store->token_get(S.store, hash, &tok) != COMMY_OK || strcmp(tok.tenant, t->name) != 0) {
             S.auth_failures++;
             srv_log("warn", "auth_failure", "peer %s tenant %s: unknown or revoked token", c->peer, r->tenant);
+            srv_audit("auth_failure", r->tenant, NULL, c->peer, "token", "unknown or revoked token");
             return fail(rp, COMMY_WIRE_EAUTH, "authentication failed: the token is unknown or revoked");
         }
         if (tok.expires_at <= (int64_t)time(NULL)) {
             S.auth_failures++;
+            srv_audit("token_expired", tok.tenant, tok.client_id, c->peer, "token", "authenticate with an expired token");
             return fail(rp, COMMY_WIRE_EEXPIRED, "the token expired; authenticate with a key");
         }
         c->authed = 1;
@@ -608,6 +606,7 @@ static int op_authenticate(reply *rp, conn *c, const commy_wire_request *r)
         cJSON_AddNumberToObject(rp->result, "expires_at", (double)tok.expires_at);
         cJSON_AddStringToObject(rp->result, "client_id", tok.client_id);
         cJSON_AddItemToObject(rp->result, "permissions", scopes_json(tok.scopes));
+        srv_audit("auth_success", tok.tenant, tok.client_id, c->peer, "token", "session resumed");
     }
     S.auth_ok++;
     srv_log("info", "auth_success", "peer %s tenant %s client %s", c->peer, c->tok.tenant, c->tok.client_id);
@@ -638,6 +637,7 @@ static int dispatch(reply *rp, conn *c, const commy_wire_request *r)
     if (r->op == COMMY_WIRE_OP_AUTHENTICATE) return op_authenticate(rp, c, r);
     if (!c->authed) return fail(rp, COMMY_WIRE_EAUTH, "authenticate first");
     if (c->tok.expires_at <= (int64_t)time(NULL)) {
+        srv_audit("token_expired", c->tok.tenant, c->tok.client_id, c->peer, "token", r->op_name);
         c->authed = 0;
         close_all(c);
         return fail(rp, COMMY_WIRE_EEXPIRED, "the session token expired; authenticate again");
@@ -654,16 +654,19 @@ static int dispatch(reply *rp, conn *c, const commy_wire_request *r)
             char client[SRV_NAME_MAX], scopes[SRV_SCOPES_MAX];
             snprintf(client, sizeof client, "%s", c->tok.client_id);
             snprintf(scopes, sizeof scopes, "%s", c->tok.scopes);
-            if (issue_token(rp, c, t, client, scopes, old)) {
+            if (issue_token(rp, c, t, client, scopes, t->token_lifetime_s, old)) {
+                srv_audit("refresh_failed", tenant, client, c->peer, "token", rp->msg);
                 c->authed = 0;
                 return rp->code;
             }
         }
         srv_log("info", "refresh", "tenant %s client %s", tenant, c->tok.client_id);
+        srv_audit("refresh", tenant, c->tok.client_id, c->peer, "token", NULL);
         return 0;
     case COMMY_WIRE_OP_LOGOUT:
         S.store->token_revoke(S.store, c->token_hash);
         srv_log("info", "logout", "tenant %s client %s", tenant, c->tok.client_id);
+        srv_audit("logout", tenant, c->tok.client_id, c->peer, "token", NULL);
         close_all(c);
         c->authed = 0;
         return 0;
@@ -769,6 +772,12 @@ static int dispatch(reply *rp, conn *c, const commy_wire_request *r)
         }
         srv_log("info", "revoke", "tenant %s client %s: %d connections closed, %d services rotated", tenant,
                 r->client_id, nconn, rotated);
+        {
+            char d[160];
+            snprintf(d, sizeof d, "revoked by %s: %d connections closed, %d services rotated", c->tok.client_id,
+                     nconn, rotated);
+            srv_audit("revoke", tenant, r->client_id, c->peer, NULL, d);
+        }
         rp->result = cJSON_CreateObject();
         cJSON_AddNumberToObject(rp->result, "rotated", rotated);
         cJSON_AddNumberToObject(rp->result, "connections", nconn);
@@ -878,22 +887,16 @@ static int rotate(service *s, const char *revoked_client, char *msg, size_t cap)
     return COMMY_OK;
 }
 
-/* Checks an API key: one answer for an unknown tenant, an unknown key and a
- * wrong secret. PBKDF2 is slow on purpose, so this runs without S.lock. */
+/* Checks an API key or a JWT (server/authn.c): PBKDF2 is slow on purpose and
+ * a tenant's callback waits on the network, so this runs without S.lock. It
+ * does block the event loop, for at most the callback's timeout. */
 static void preauthenticate(conn *c, const commy_wire_request *r)
 {
-    c->pre_ok = 0;
-    c->pre_id[0] = '\0';
-    memset(&c->pre_key, 0, sizeof c->pre_key);
-    if (r->op != COMMY_WIRE_OP_AUTHENTICATE || !r->api_key[0]) return;
+    memset(&c->pre, 0, sizeof c->pre);
+    if (r->op != COMMY_WIRE_OP_AUTHENTICATE || (!r->api_key[0] && !r->jwt[0])) return;
     const srv_tenant_conf *t = srv_config_tenant(&S.cfg, r->tenant); /* the config never changes after start */
-    const char *dot = strchr(r->api_key, '.');
-    if (dot && (size_t)(dot - r->api_key) < sizeof c->pre_id) {
-        memcpy(c->pre_id, r->api_key, (size_t)(dot - r->api_key));
-        c->pre_id[dot - r->api_key] = '\0';
-    }
-    c->pre_ok = t && dot && c->pre_id[0] && S.store->key_get(S.store, t->name, c->pre_id, &c->pre_key) == COMMY_OK &&
-                srv_auth_verify_secret(c->pre_key.hash, dot + 1);
+    srv_authn_check(&c->pre, S.store, t, r->tenant, r->api_key[0] ? r->api_key : NULL, r->jwt[0] ? r->jwt : NULL,
+                    c->peer);
 }
 
 /* Called with S.lock held; drops it while parsing and checking keys (only this
@@ -1450,7 +1453,11 @@ int main(int argc, char **argv)
     }
     char dbpath[PATH_MAX + 32];
     snprintf(dbpath, sizeof dbpath, "%s/commy-server.db", S.cfg.data_root);
-    if (srv_store_sqlite_open(&S.store, dbpath, err, sizeof err) || sync_store(err, sizeof err)) {
+    char audit_path[PATH_MAX + 32];
+    snprintf(audit_path, sizeof audit_path, "%s", S.cfg.audit_log);
+    if (!audit_path[0]) snprintf(audit_path, sizeof audit_path, "%s/audit.log", S.cfg.data_root);
+    if (srv_audit_open(audit_path, err, sizeof err) || srv_store_sqlite_open(&S.store, dbpath, err, sizeof err) ||
+        sync_store(err, sizeof err)) {
         fprintf(stderr, "commy-server: %s\n", err);
         return 1;
     }
@@ -1531,6 +1538,7 @@ int main(int argc, char **argv)
     srv_mirror_stop();
     lws_context_destroy(S.ctx);
     S.store->close(S.store);
+    srv_audit_close();
     srv_config_free(&S.cfg);
     return 0;
 }

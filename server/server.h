@@ -27,8 +27,40 @@ typedef struct srv_service_conf {
     int persistent;
 } srv_service_conf;
 
+/* Who checks a tenant's credentials (server/authn.c). */
+typedef enum srv_auth_mode { SRV_AUTH_SERVER_MANAGED = 0, SRV_AUTH_TENANT_MANAGED, SRV_AUTH_HYBRID } srv_auth_mode;
+
+/* JWT verification (server/jwt.c). At least one of the two keys is set. */
+typedef struct srv_jwt_conf {
+    int enabled;
+    unsigned char hs256_secret[512];
+    size_t hs256_len; /* 0: no HS256 */
+    void *rs256_key;  /* EVP_PKEY * (RSA public key), owned; NULL: no RS256 */
+    char audience[256];
+    char issuer[256]; /* "" when not checked */
+    int leeway_s;
+} srv_jwt_conf;
+
+/* The tenant's HTTPS auth callback (server/callback.c). */
+typedef struct srv_callback_conf {
+    char url[1024];
+    int timeout_ms;
+    char ca_file[PATH_MAX];
+    char client_cert[PATH_MAX], client_key[PATH_MAX];
+} srv_callback_conf;
+
+typedef struct srv_lockout_conf {
+    int max_failures; /* 0: no lockout */
+    int lock_s;
+    int by_identity, by_address;
+} srv_lockout_conf;
+
 typedef struct srv_tenant_conf {
     char name[SRV_NAME_MAX];
+    srv_auth_mode mode;
+    srv_jwt_conf jwt;
+    srv_callback_conf callback;
+    srv_lockout_conf lockout;
     int token_lifetime_s;
     srv_key_conf *keys;
     int nkeys;
@@ -64,6 +96,7 @@ typedef struct srv_config {
     int ping_interval_s;
     int stall_timeout_s;
     int insecure_dev;
+    char audit_log[PATH_MAX]; /* "" = data_root/audit.log */
     srv_tenant_conf *tenants;
     int ntenants;
     srv_mirror_conf mirror;
@@ -79,6 +112,10 @@ int srv_config_parse(srv_config *out, const char *text, size_t len, const char *
 int srv_config_demo(srv_config *out, char *api_key_out, size_t cap, char *err, size_t errcap);
 void srv_config_free(srv_config *c);
 const srv_tenant_conf *srv_config_tenant(const srv_config *c, const char *name);
+/* 1 if s is a tenant, service or client name: 1-63 bytes of [A-Za-z0-9_.-], no leading dot */
+int srv_config_name_ok(const char *s);
+/* 1 if s is a scope: read, write, admin, service:NAME:read|write */
+int srv_config_scope_ok(const char *s);
 
 /* ---- storage interface (store_sqlite.c implements it) ---- */
 
@@ -142,6 +179,60 @@ int srv_auth_random_hex(char *out, size_t n);
 void srv_auth_sha256(unsigned char out[32], const char *text);
 /* A self-signed certificate and key for the demo. */
 int srv_auth_make_cert(const char *cert_path, const char *key_path, char *err, size_t cap);
+
+/* ---- authentication decisions (authn.c, jwt.c, callback.c, audit.c) ---- */
+
+/* What a successful check grants. */
+typedef struct srv_grant {
+    char client_id[SRV_NAME_MAX];
+    char scopes[SRV_SCOPES_MAX]; /* space-separated */
+    int lifetime_s;              /* the session token's lifetime */
+} srv_grant;
+
+/* Verifies a compact JWS (HS256 or RS256) of len bytes against jc at time now:
+ * signature, exp, nbf, aud, iss. On success fills out (client_id from sub,
+ * scopes from "scope" or "scopes"; scopes commy does not know are dropped;
+ * lifetime_s = seconds until exp). Returns COMMY_OK, COMMY_WIRE_EEXPIRED for
+ * an expired token, or COMMY_WIRE_EAUTH with the reason in why. subject (cap
+ * SRV_NAME_MAX, may be NULL) receives the unverified sub when it can be read,
+ * for lockout accounting only. Never logs the token. */
+int srv_jwt_verify(srv_grant *out, char *subject, const srv_jwt_conf *jc, const char *jwt, size_t len, int64_t now,
+                   char *why, size_t cap);
+/* Loads an RSA public key (PEM) for RS256; NULL with a reason in why. */
+void *srv_jwt_load_rs256(const char *path, char *why, size_t cap);
+void srv_jwt_free_key(void *key);
+
+/* Parses a tenant callback's answer (untrusted, len bytes, no NUL needed).
+ * Returns 1 allowed (out filled; lifetime_s 0 when the answer set none),
+ * 0 denied (why holds the callback's reason, sanitised), -1 garbage (why says
+ * what is wrong). */
+int srv_callback_parse(srv_grant *out, const char *body, size_t len, char *why, size_t cap);
+/* POSTs the credential to cc->url and parses the answer; blocks for at most
+ * cc->timeout_ms. verified_client is the client id the server already checked
+ * (Hybrid) or NULL. Same returns as srv_callback_parse; a timeout, a transport
+ * error or a non-200 status is -1. */
+int srv_callback_call(srv_grant *out, const srv_callback_conf *cc, const char *tenant, const char *method,
+                      const char *credential, const char *peer_addr, const char *verified_client, char *why,
+                      size_t cap);
+
+/* The audit log: JSON lines, one per auth event, never a secret. */
+int srv_audit_open(const char *path, char *err, size_t cap);
+void srv_audit_close(void);
+/* Any string argument may be NULL (left out). */
+void srv_audit(const char *event, const char *tenant, const char *client_id, const char *peer, const char *method,
+               const char *detail);
+
+/* The outcome of an authenticate with api_key or jwt, decided outside the
+ * server lock: code 0 granted (grant filled) or a wire code and a message for
+ * the client. Does lockouts and the audit log. */
+typedef struct srv_authn_result {
+    int code;
+    char message[256];
+    char method[16];
+    srv_grant grant;
+} srv_authn_result;
+void srv_authn_check(srv_authn_result *out, srv_store *store, const srv_tenant_conf *t, const char *tenant_name,
+                     const char *api_key, const char *jwt, const char *peer);
 
 /* ---- logging (main.c) ---- */
 void srv_log(const char *level, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -749,7 +749,8 @@ OWN = [test_expiry, test_restart_keeps_tokens, test_stalled_client_cut, test_pin
 def main():
     only = set(sys.argv[2:])
     passed = failed = 0
-    for t in SHARED + OWN:
+    import test_auth  # the authentication suite (server/tests/test_auth.py); imported here, it can import us
+    for t in SHARED + OWN + test_auth.TESTS:
         if only and t.__name__ not in only:
             continue
         start = time.time()

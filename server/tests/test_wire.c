@@ -46,6 +46,12 @@ static void test_requests(void)
     CHECK_RC(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"set\",\"service\":\"s\",\"var\":\"a\",\"value\":{\"t\":\"bytes\",\"v\":\"A===\"}}"), COMMY_EINVAL);
     CHECK_RC(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"set\",\"service\":\"s\",\"var\":\"a\",\"value\":{\"t\":\"f32\",\"v\":1e300}}"), COMMY_ERANGE);
     CHECK_RC(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"authenticate\",\"tenant\":\"t\"}"), COMMY_EINVAL);
+    CHECK_RC(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"authenticate\",\"tenant\":\"t\",\"jwt\":\"a.b.c\",\"api_key\":\"k.s\"}"), COMMY_EINVAL);
+    CHECK_RC(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"authenticate\",\"tenant\":\"t\",\"jwt\":\"a b.c\"}"), COMMY_EINVAL);
+    CHECK_OK(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"authenticate\",\"tenant\":\"t\",\"jwt\":\"eyJh.eyJz.c2ln\"}"));
+    CHECK(strcmp(r.jwt, "eyJh.eyJz.c2ln") == 0 && !r.api_key[0] && !r.token[0]);
+    commy_wire_request_free(&r);
+    CHECK(strcmp(commy_wire_code_name(COMMY_WIRE_ELOCKED), "ELOCKED") == 0);
     CHECK_RC(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"range\",\"service\":\"s\",\"var\":\"a\",\"limit\":5000}"), COMMY_EINVAL);
 
     commy_wire_fault f;
