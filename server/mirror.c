@@ -97,7 +97,7 @@ static struct {
     job *qhead, *qtail;
     int qlen;
     /* metrics */
-    atomic_ullong applied, published, disconnects, snapshots, local_fallbacks;
+    atomic_ullong applied, published, disconnects, snapshots, local_fallbacks, snapshot_loads;
 } M = {.qlock = PTHREAD_MUTEX_INITIALIZER, .qcond = PTHREAD_COND_INITIALIZER};
 
 int srv_mirror_active(void) { return M.active; }
@@ -625,6 +625,7 @@ static int catch_up(srv_redis *r, const char *tenant, const char *name)
         cJSON_Delete(root);
         snprintf(s->last_id, sizeof s->last_id, "%s", rep->element[0]->str);
         persist_id(s, a);
+        atomic_fetch_add(&M.snapshot_loads, 1);
     }
     if (rep) freeReplyObject(rep);
     for (;;) {
@@ -887,6 +888,8 @@ static void *writer_main(void *arg)
                 if (ops) {
                     srv_lock();
                     fall_back();
+                    /* never sent, so never read back: forget them */
+                    for (job *x = ops; x; x = x->next) inflight_free(inflight_take(x->ticket));
                     srv_unlock();
                 }
                 while (ops) {
@@ -984,10 +987,12 @@ size_t srv_mirror_metrics(char *buf, size_t cap)
                      "# TYPE commy_mirror_published_total counter\ncommy_mirror_published_total %llu\n"
                      "# TYPE commy_mirror_snapshots_total counter\ncommy_mirror_snapshots_total %llu\n"
                      "# TYPE commy_mirror_disconnects_total counter\ncommy_mirror_disconnects_total %llu\n"
-                     "# TYPE commy_mirror_local_fallbacks_total counter\ncommy_mirror_local_fallbacks_total %llu\n",
+                     "# TYPE commy_mirror_local_fallbacks_total counter\ncommy_mirror_local_fallbacks_total %llu\n"
+                     "# TYPE commy_mirror_snapshot_loads_total counter\ncommy_mirror_snapshot_loads_total %llu\n",
                      atomic_load(&M.connected), q, M.ninflight, dirty, (unsigned long long)atomic_load(&M.applied),
                      (unsigned long long)atomic_load(&M.published), (unsigned long long)atomic_load(&M.snapshots),
                      (unsigned long long)atomic_load(&M.disconnects),
-                     (unsigned long long)atomic_load(&M.local_fallbacks));
+                     (unsigned long long)atomic_load(&M.local_fallbacks),
+                     (unsigned long long)atomic_load(&M.snapshot_loads));
     return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }

@@ -1,6 +1,7 @@
 /* Blocking Redis client over a socket or TLS (see redis.h). */
 #include "redis.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -8,6 +9,7 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -97,8 +99,15 @@ static int tls_start(srv_redis *r, const srv_mirror_conf *mc, char *err, size_t 
     r->ssl = SSL_new(r->ctx);
     if (!r->ssl) goto ssl_fail;
     SSL_set_fd(r->ssl, r->fd);
-    SSL_set_tlsext_host_name(r->ssl, mc->host);
-    SSL_set1_host(r->ssl, mc->host);
+    /* the certificate must name the address we dialled: an IP SAN for an
+     * address, the host name otherwise */
+    unsigned char ipbuf[16];
+    if (inet_pton(AF_INET, mc->host, ipbuf) == 1 || inet_pton(AF_INET6, mc->host, ipbuf) == 1) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(r->ssl), mc->host);
+    } else {
+        SSL_set_tlsext_host_name(r->ssl, mc->host);
+        SSL_set1_host(r->ssl, mc->host);
+    }
     if (SSL_connect(r->ssl) != 1) goto ssl_fail;
     return COMMY_OK;
 ssl_fail:

@@ -40,8 +40,8 @@ def wait_for(what, fn, timeout=15.0):
 
 
 class Redis:
-    def __init__(self, fsync="always"):
-        self.fsync = fsync
+    def __init__(self, fsync="always", extra=()):
+        self.fsync, self.extra = fsync, list(extra)
         self.dir = tempfile.mkdtemp(prefix="commy-redis-test-")
         self.port = free_port()
         self.proc = None
@@ -52,8 +52,12 @@ class Redis:
         # the AOF, fsynced on every write, makes a restart lose nothing
         self.proc = subprocess.Popen([REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
                                       "--appendonly", "yes", "--appendfsync", self.fsync, "--save", "",
-                                      "--protected-mode", "no"], stdout=self.log, stderr=self.log)
-        wait_for("redis-server", lambda: self.ping())
+                                      "--protected-mode", "no"] + self.extra, stdout=self.log, stderr=self.log)
+        if "--tls-port" in self.extra:
+            time.sleep(0.2)
+            wait_for("redis-server", lambda: socket.create_connection(("127.0.0.1", self.tls_port), 1).close() or True)
+        else:
+            wait_for("redis-server", lambda: self.ping())
 
     def ping(self):
         try:
@@ -86,8 +90,9 @@ class Redis:
 class MServer(test_server.Server):
     """A commy-server of the group: the test_server configuration plus a mirror section."""
 
-    def __init__(self, redis, sid, snapshot_every=None):
+    def __init__(self, redis, sid, snapshot_every=None, mirror=None, wait_connected=True):
         self.redis, self.sid, self.snapshot_every = redis, sid, snapshot_every
+        self.mirror, self.wait_connected = mirror, wait_connected
         super().__init__()
 
     def start(self):
@@ -97,10 +102,12 @@ class MServer(test_server.Server):
         cfg["mirror"] = {"address": "127.0.0.1:%d" % self.redis.port, "server_id": self.sid, "timeout_ms": 1000}
         if self.snapshot_every:
             cfg["mirror"]["snapshot_every"] = self.snapshot_every
+        cfg["mirror"].update(self.mirror or {})
         with open(self.config, "w") as f:
             json.dump(cfg, f)
         super().start()
-        wait_for("%s connected to Redis" % self.sid, lambda: self.metrics().get("commy_mirror_connected") == 1)
+        if self.wait_connected:
+            wait_for("%s connected to Redis" % self.sid, lambda: self.metrics().get("commy_mirror_connected") == 1)
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
@@ -282,6 +289,78 @@ def test_killed_server_client_moves_with_token(g):
     c.close()
 
 
+def test_restarted_server_catches_up_from_its_last_id(g):
+    s1, s2, _ = g["servers"]
+    c1, c2 = opened(s1, "keep"), opened(s2, "keep")
+    ok(c2.request("set", service="keep", var="x", kind="box", value=i64(1)))
+    wait_for("x on server 1", lambda: get(c1, "keep", "x") == i64(1))
+    c2.close()
+    time.sleep(0.2)
+    s2.stop()  # the persistent file stays, with the last stream ID it applied
+    ok(c1.request("set", service="keep", var="x", value=i64(2)))
+    ok(c1.request("set", service="keep", var="y", kind="box", value=i64(3)))
+    s2.start()
+    c2 = opened(s2, "keep")
+    assert get(c2, "keep", "x") == i64(2) and get(c2, "keep", "y") == i64(3)
+    m = s2.metrics()
+    # it read the two entries after its ID, not the service from a snapshot
+    assert m["commy_mirror_snapshot_loads_total"] == 0 and m["commy_mirror_applied_total"] == 2, m
+    c1.close()
+    c2.close()
+
+
+def _tls_cert(d):
+    cert, key = os.path.join(d, "redis.pem"), os.path.join(d, "redis.key")
+    subprocess.check_call(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                           "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=redis",
+                           "-addext", "subjectAltName=IP:127.0.0.1"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    return cert, key
+
+
+def test_tls_and_password(g):
+    d = tempfile.mkdtemp(prefix="commy-redis-tls-")
+    cert, key = _tls_cert(d)
+    port = free_port()
+    redis = Redis.__new__(Redis)
+    redis.tls_port = port
+    redis.__init__(extra=["--tls-port", str(port), "--tls-cert-file", cert, "--tls-key-file", key,
+                          "--tls-ca-cert-file", cert, "--tls-auth-clients", "no", "--requirepass", "pw-123"])
+    servers = []
+    try:
+        tls = {"address": "127.0.0.1:%d" % port, "tls": {"ca": cert}, "password": "pw-123"}
+        a = MServer(redis, "ta", mirror=tls)
+        servers.append(a)
+        b = MServer(redis, "tb", mirror=tls)
+        servers.append(b)
+        ca, cb = opened(a, "w"), opened(b, "w")
+        ok(ca.request("set", service="w", var="over_tls", kind="box", value=i64(5)))
+        wait_for("the write over TLS on the other server", lambda: get(cb, "w", "over_tls") == i64(5))
+        ca.close()
+        cb.close()
+        # a wrong password: refused, logged, and the server serves alone
+        bad = MServer(redis, "tc", mirror=dict(tls, password="wrong"), wait_connected=False)
+        servers.append(bad)
+        wait_for("the refusal in the log", lambda: "AUTH refused" in open(bad.log.name).read())
+        assert bad.metrics()["commy_mirror_connected"] == 0
+        c = opened(bad, "w")
+        ok(c.request("set", service="w", var="alone", kind="box", value=i64(1)))
+        assert get(c, "w", "alone") == i64(1)
+        c.close()
+        # and a CA that did not sign Redis's certificate is refused too
+        other = tempfile.mkdtemp(prefix="commy-redis-ca-", dir=d)
+        wrong_ca, _ = _tls_cert(other)
+        foreign = MServer(redis, "td", mirror=dict(tls, tls={"ca": wrong_ca}), wait_connected=False)
+        servers.append(foreign)
+        wait_for("the TLS failure in the log", lambda: "TLS with" in open(foreign.log.name).read())
+        assert foreign.metrics()["commy_mirror_connected"] == 0
+    finally:
+        for s in servers:
+            s.cleanup()
+        redis.cleanup()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_bad_mirror_config_refused(g):
     d = tempfile.mkdtemp(prefix="commy-mirror-cfg-")
     try:
@@ -303,7 +382,8 @@ def test_bad_mirror_config_refused(g):
 
 TESTS = [test_bad_mirror_config_refused, test_write_reaches_subscriber_of_other_server, test_local_write_mirrored,
          test_conflicting_writes_converge, test_redis_restart_loses_nothing,
-         test_resurrection_after_every_client_left, test_killed_server_client_moves_with_token]
+         test_resurrection_after_every_client_left, test_restarted_server_catches_up_from_its_last_id,
+         test_tls_and_password, test_killed_server_client_moves_with_token]
 
 
 def main():
