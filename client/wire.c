@@ -696,18 +696,18 @@ char *commy_wire_request_build(uint64_t id, const char *op, cJSON *fields)
 
 char *commy_wire_reply_ok(uint64_t id, cJSON *result)
 {
-    cJSON *obj = cJSON_CreateObject();
+    /* the envelope by hand: it is on every request's path, and cJSON prints
+     * each number with "%1.15g" and reads it back to check */
     if (!result) result = cJSON_CreateObject();
-    if (!obj || !result) {
-        cJSON_Delete(obj);
-        cJSON_Delete(result);
-        return NULL;
-    }
-    cJSON_AddNumberToObject(obj, "v", COMMY_WIRE_VERSION);
-    cJSON_AddNumberToObject(obj, "id", (double)id);
-    cJSON_AddTrueToObject(obj, "ok");
-    cJSON_AddItemToObject(obj, "result", result);
-    return finish(obj);
+    if (!result) return NULL;
+    char stack[256], *body = cJSON_PrintPreallocated(result, stack, sizeof stack, 0) ? stack : cJSON_PrintUnformatted(result);
+    cJSON_Delete(result);
+    if (!body) return NULL;
+    size_t n = strlen(body);
+    char *out = malloc(n + 64);
+    if (out) snprintf(out, n + 64, "{\"v\":%d,\"id\":%" PRIu64 ",\"ok\":true,\"result\":%s}", COMMY_WIRE_VERSION, id, body);
+    if (body != stack) free(body);
+    return out;
 }
 
 char *commy_wire_reply_error(int has_id, uint64_t id, int code, const char *message)

@@ -73,6 +73,7 @@ typedef struct conn {
     srv_authn_result pre;
     char *rx;
     size_t rxlen;
+    size_t rxcap;
     int rx_binary, rx_toobig;
     /* a request waiting for the mirror (mirror.h): later frames wait behind it */
     const char *cur_frame;
@@ -899,6 +900,32 @@ static void preauthenticate(conn *c, const commy_wire_request *r)
                     c->peer);
 }
 
+/* Writes a reply at once when nothing is queued before it and the socket
+ * takes it: a request then costs no extra turn of the service loop. Only on
+ * the lws thread, from the receive callback (S.lock held). Returns 1 if the
+ * frame was consumed. */
+static int reply_now(conn *c, char *frame)
+{
+    if (!frame || c->qhead || c->ping_due || c->kill || c->kill_now || lws_partial_buffered(c->wsi)) return 0;
+    size_t len = strlen(frame);
+    unsigned char stack[LWS_PRE + 1024], *b = len <= 1024 ? stack : malloc(LWS_PRE + len);
+    if (!b) return 0;
+    memcpy(b + LWS_PRE, frame, len);
+    free(frame);
+    int w = lws_write(c->wsi, b + LWS_PRE, len, LWS_WRITE_TEXT);
+    if (b != stack) free(b);
+    if (w < (int)len) {
+        c->kill_now = 1; /* the connection is broken: close it */
+        snprintf(c->kill_reason, sizeof c->kill_reason, "write_failed");
+        wake(c);
+        return 1;
+    }
+    S.messages_out++;
+    S.bytes_out += len;
+    c->last_progress = time(NULL);
+    return 1;
+}
+
 /* Called with S.lock held; drops it while parsing and checking keys (only this
  * thread frees a conn, so c stays valid). */
 static void handle_frame(conn *c, const char *data, size_t len)
@@ -933,7 +960,7 @@ static void handle_frame(conn *c, const char *data, size_t len)
         }
         commy_wire_request_free(&r);
     }
-    enqueue(c, out);
+    if (!reply_now(c, out)) enqueue(c, out);
 }
 
 /* ---- requests the mirror answers later (mirror.h) ---- */
@@ -1229,9 +1256,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             if (c->rxlen + len > S.cfg.max_message_bytes) {
                 c->rx_toobig = 1;
             } else {
-                char *nrx = realloc(c->rx, c->rxlen + len + 1);
-                if (!nrx) return -1;
-                c->rx = nrx;
+                if (c->rxlen + len + 1 > c->rxcap) {
+                    size_t cap = c->rxlen + len + 1 < 4096 ? 4096 : c->rxlen + len + 1;
+                    char *nrx = realloc(c->rx, cap);
+                    if (!nrx) return -1;
+                    c->rx = nrx;
+                    c->rxcap = cap;
+                }
                 memcpy(c->rx + c->rxlen, in, len);
                 c->rxlen += len;
             }
@@ -1259,9 +1290,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                 lws_rx_flow_control(wsi, 0);
             }
             c->rxlen = 0;
-            if (c->rx && S.cfg.max_message_bytes > 65536) {
+            if (c->rxcap > 65536) {
                 free(c->rx); /* big buffers are not kept between frames */
                 c->rx = NULL;
+                c->rxcap = 0;
             }
         }
         pthread_mutex_unlock(&S.lock);
