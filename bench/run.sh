@@ -21,4 +21,6 @@ rc=0; "$build/bench/commy-bench" "$@" || rc=$?
 case " $* " in *" --only "*) ;; *) [ "$rc" = 1 ] || { b=0; "$root/bench/bindings.sh" || b=$?; [ "$rc" != 0 ] || rc=$b; } ;; esac
 # The mirror (bench/mirror_bench.py): write-to-push latency across two servers, throughput with it on and off.
 case " $* " in *" --only "*) ;; *) { cmake --build "$build" --target commy-server -j"$(nproc)" >/dev/null && python3 "$root/bench/mirror_bench.py" "$build"; } || { echo "bench/run.sh: the mirror benchmark failed" >&2; rc=1; } ;; esac
+# commy-server over WSS against redis-server over TLS (bench/server_bench.sh): round trips and 50-client throughput.
+case " $* " in *" --only "*) ;; *) s=0; "$root/bench/server_bench.sh" || s=$?; [ "$s" = 0 ] || [ "$rc" = 1 ] || rc=$([ "$s" = 3 ] && echo 3 || echo 1) ;; esac
 exit $rc

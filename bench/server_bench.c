@@ -87,19 +87,7 @@ static int free_port(void)
     return ntohs(a.sin_port);
 }
 
-/* SERVER_BENCH_PIN=1: servers on the last CPU, the client on the first (the
- * same placement for both peers). Off by default: on a shared machine a
- * pinned process cannot move away from someone else's load. */
 static int g_ncpu;
-
-static void pin(int cpu)
-{
-    if (g_ncpu < 2 || !getenv("SERVER_BENCH_PIN") || strcmp(getenv("SERVER_BENCH_PIN"), "1") != 0) return;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    sched_setaffinity(0, sizeof set, &set);
-}
 
 static pid_t spawn(char *const argv[], const char *logname)
 {
@@ -114,7 +102,6 @@ static pid_t spawn(char *const argv[], const char *logname)
             dup2(fd, 2);
             close(fd);
         }
-        pin(g_ncpu - 1);
         execvp(argv[0], argv);
         _exit(127);
     }
@@ -643,7 +630,6 @@ int main(int argc, char **argv)
     if (!g_ssl || SSL_CTX_load_verify_locations(g_ssl, cert, NULL) != 1) die("cannot set up TLS");
     SSL_CTX_set_verify(g_ssl, SSL_VERIFY_PEER, NULL);
 
-    pin(0);
     int rounds = quick ? 1 : 3, nlat = quick ? 2000 : 10000, ms = quick ? 600 : 2000, k = 50;
     double cs50[3], cs99[3], cg50[3], cg99[3], rs50[3], rs99[3], rg50[3], rg99[3], ct[3], rt[3], cc[3] = {1, 1, 1}, rc[3] = {1, 1, 1};
     printf("server-bench: commy-server (WSS) vs redis-server %s(TLS), loopback, %d alternating rounds\n",
