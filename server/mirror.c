@@ -32,6 +32,7 @@
 #define RESERVED_ROOT "commy.mirror.last_id"
 #define XREAD_BLOCK_MS 20
 #define BATCH 500
+#define PROGRESS_WINDOW_MS "30000" /* a server silent this long no longer holds back trimming */
 
 typedef struct mvar {
     char name[SRV_NAME_MAX];
@@ -44,7 +45,7 @@ typedef struct mvar {
 typedef struct msvc {
     struct msvc *next;
     char tenant[SRV_NAME_MAX], name[SRV_NAME_MAX];
-    char stream[200], snap[200];
+    char stream[200], snap[200], progress[200];
     char last_id[48];
     int persistent;
     int loaded;  /* the state from Redis is in the file */
@@ -64,7 +65,7 @@ typedef struct job {
     int kind;
     uint64_t ticket;
     char tenant[SRV_NAME_MAX], service[SRV_NAME_MAX], var[SRV_NAME_MAX];
-    char stream[200], snap[200], snap_id[48];
+    char stream[200], snap[200], progress[200], snap_id[48];
     char *payload;
     size_t len;
 } job;
@@ -76,6 +77,7 @@ typedef struct inflight {
     char *frame;
     size_t len;
     int local; /* applied here while Redis was away: skip it when it comes back */
+    char id[48]; /* its entry, once XADD answered */
 } inflight;
 
 static struct {
@@ -150,6 +152,7 @@ static job *new_job(int kind, const msvc *s)
     snprintf(j->service, sizeof j->service, "%s", s->name);
     snprintf(j->stream, sizeof j->stream, "%s", s->stream);
     snprintf(j->snap, sizeof j->snap, "%s", s->snap);
+    snprintf(j->progress, sizeof j->progress, "%s", s->progress);
     return j;
 }
 
@@ -364,6 +367,7 @@ int srv_mirror_open(uint64_t *ticket, const char *tenant, const char *service, i
         snprintf(s->name, sizeof s->name, "%s", service);
         snprintf(s->stream, sizeof s->stream, "commy:%s:%s:stream", tenant, service);
         snprintf(s->snap, sizeof s->snap, "commy:%s:%s:snapshot", tenant, service);
+        snprintf(s->progress, sizeof s->progress, "commy:%s:%s:progress", tenant, service);
         snprintf(s->last_id, sizeof s->last_id, "0-0");
         s->persistent = persistent;
         s->catchup = 1;
@@ -626,6 +630,17 @@ static int catch_up(srv_redis *r, const char *tenant, const char *name)
         snprintf(s->last_id, sizeof s->last_id, "%s", rep->element[0]->str);
         persist_id(s, a);
         atomic_fetch_add(&M.snapshot_loads, 1);
+        /* our writes the snapshot already holds will not come back one by
+         * one (the progress reports make this rare: see SNAPSHOT_LUA) */
+        for (inflight *f = M.inflight, *next; f; f = next) {
+            next = f->next;
+            if (f->local || !f->id[0] || id_cmp(f->id, s->last_id) > 0 || strcmp(f->tenant, s->tenant) ||
+                strcmp(f->service, s->name))
+                continue;
+            inflight *t = inflight_take(f->ticket);
+            srv_ticket_done(t->ticket, 0, NULL, cJSON_CreateObject());
+            inflight_free(t);
+        }
     }
     if (rep) freeReplyObject(rep);
     for (;;) {
@@ -641,6 +656,20 @@ static int catch_up(srv_redis *r, const char *tenant, const char *name)
         freeReplyObject(rep);
         if (n < BATCH) break;
     }
+    char progress[200], report[100];
+    if (s) {
+        snprintf(progress, sizeof progress, "%s", s->progress);
+        snprintf(report, sizeof report, "%s %lld", s->last_id, (long long)time(NULL) * 1000);
+    }
+    srv_unlock();
+    if (s) {
+        /* how far we are: the snapshots do not trim what we have not read */
+        rep = srv_redis_cmd(r, "HSET %s %s %s", progress, M.origin, report);
+        if (!rep) return -1;
+        freeReplyObject(rep);
+    }
+    srv_lock();
+    s = svc_find(tenant, name);
     if (s) {
         s->catchup = 0;
         s->loaded = 1;
@@ -770,16 +799,35 @@ static void *reader_main(void *arg)
 
 /* ---- the writer thread ---- */
 
+/* Stores a snapshot unless a newer one is there, and trims the stream to the
+ * entries after the previous snapshot that every live server (one that
+ * reported its progress within ARGV[3] ms) has applied. KEYS: snapshot,
+ * stream, progress. ARGV: id, data, window. */
 static const char SNAPSHOT_LUA[] =
-    "local cur = redis.call('HGET', KEYS[1], 'id')\n"
-    "if cur then\n"
-    "  local a1, b1 = string.match(cur, '^(%d+)-(%d+)$')\n"
-    "  local a2, b2 = string.match(ARGV[1], '^(%d+)-(%d+)$')\n"
+    "local function less(x, y)\n"
+    "  local a1, b1 = string.match(x, '^(%d+)-(%d+)$')\n"
+    "  local a2, b2 = string.match(y, '^(%d+)-(%d+)$')\n"
     "  a1, b1, a2, b2 = tonumber(a1), tonumber(b1), tonumber(a2), tonumber(b2)\n"
-    "  if a1 > a2 or (a1 == a2 and b1 >= b2) then return 0 end\n"
+    "  return a1 < a2 or (a1 == a2 and b1 < b2)\n"
     "end\n"
-    "redis.call('HSET', KEYS[1], 'id', ARGV[1], 'data', ARGV[2], 'trimmed', cur or '0-0')\n"
-    "if cur then redis.call('XTRIM', KEYS[2], 'MINID', cur) end\n"
+    "local cur = redis.call('HGET', KEYS[1], 'id')\n"
+    "if cur and not less(cur, ARGV[1]) then return 0 end\n"
+    "local minid = cur\n"
+    "if minid then\n"
+    "  local t = redis.call('TIME')\n"
+    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "  local p = redis.call('HGETALL', KEYS[3])\n"
+    "  for i = 1, #p, 2 do\n"
+    "    local id, ms = string.match(p[i + 1], '^(%d+-%d+) (%d+)$')\n"
+    "    if id and now - tonumber(ms) < tonumber(ARGV[3]) then\n"
+    "      if less(id, minid) then minid = id end\n"
+    "    elseif not id or now - tonumber(ms) > 86400000 then\n"
+    "      redis.call('HDEL', KEYS[3], p[i])\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], 'id', ARGV[1], 'data', ARGV[2], 'trimmed', minid or '0-0')\n"
+    "if minid then redis.call('XTRIM', KEYS[2], 'MINID', minid) end\n"
     "return 1\n";
 
 /* Sends j. 0 done, -1 the connection failed. */
@@ -797,9 +845,11 @@ static int send_job(srv_redis *r, job *j)
         size_t lens[] = {4, strlen(j->stream), 1, 1, strlen(M.origin), 1, 5, 1, strlen(j->var), 1, j->len};
         rep = srv_redis_argv(r, 11, argv, lens, 0);
     } else {
-        const char *argv[] = {"EVAL", SNAPSHOT_LUA, "2", j->snap, j->stream, j->snap_id, j->payload};
-        size_t lens[] = {4, strlen(SNAPSHOT_LUA), 1, strlen(j->snap), strlen(j->stream), strlen(j->snap_id), j->len};
-        rep = srv_redis_argv(r, 7, argv, lens, 0);
+        const char *argv[] = {"EVAL", SNAPSHOT_LUA, "3", j->snap, j->stream, j->progress, j->snap_id, j->payload,
+                              PROGRESS_WINDOW_MS};
+        size_t lens[] = {4, strlen(SNAPSHOT_LUA), 1, strlen(j->snap), strlen(j->stream), strlen(j->progress),
+                         strlen(j->snap_id), j->len, strlen(PROGRESS_WINDOW_MS)};
+        rep = srv_redis_argv(r, 9, argv, lens, 0);
         if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1) atomic_fetch_add(&M.snapshots, 1);
     }
     if (!rep) return -1;
@@ -814,6 +864,12 @@ static int send_job(srv_redis *r, job *j)
         }
     } else {
         atomic_fetch_add(&M.published, 1);
+        if (j->kind == J_OP && rep->type == REDIS_REPLY_STRING) {
+            srv_lock();
+            for (inflight *f = M.inflight; f; f = f->next)
+                if (f->ticket == j->ticket) snprintf(f->id, sizeof f->id, "%s", rep->str);
+            srv_unlock();
+        }
     }
     freeReplyObject(rep);
     return 0;
