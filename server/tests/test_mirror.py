@@ -361,6 +361,19 @@ def test_tls_and_password(g):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_lockout_holds_on_every_server(g):
+    s1, s2, s3 = g["servers"]
+    # the default lockout: 5 failures of one identity lock it for 300 s
+    for srv in (s1, s2, s1, s2, s3):
+        c = WS(srv.port, cafile=srv.cert)
+        assert err(c.request("authenticate", tenant="acme", api_key="reader.wrong")) == "EAUTH"
+        c.close()
+    for srv in (s1, s2, s3):
+        c = WS(srv.port, cafile=srv.cert)
+        assert err(c.request("authenticate", tenant="acme", api_key="reader.s3cret-reader")) == "ELOCKED"
+        c.close()
+
+
 def test_bad_mirror_config_refused(g):
     d = tempfile.mkdtemp(prefix="commy-mirror-cfg-")
     try:
@@ -383,7 +396,7 @@ def test_bad_mirror_config_refused(g):
 TESTS = [test_bad_mirror_config_refused, test_write_reaches_subscriber_of_other_server, test_local_write_mirrored,
          test_conflicting_writes_converge, test_redis_restart_loses_nothing,
          test_resurrection_after_every_client_left, test_restarted_server_catches_up_from_its_last_id,
-         test_tls_and_password, test_killed_server_client_moves_with_token]
+         test_tls_and_password, test_lockout_holds_on_every_server, test_killed_server_client_moves_with_token]
 
 
 def main():
