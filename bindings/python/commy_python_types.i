@@ -7,18 +7,27 @@
  * slots (mp_subscript, sq_contains, ...) call the public C ABI directly,
  * so m[k] goes from the interpreter straight to commy_map_get.
  *
- *   Core      _h (the SWIG handle object; the raw pointer is cached beside
- *             it and cleared when _h is set to None), _kt, _vt, _bind()
+ *   Core      _h (the SWIG handle object, its pointer cached beside it),
+ *             _kt, _vt, _bind(), close(), _enter(), _leave()
  *   MapCore   len, [k], [k] = v, del [k], k in, get(k, default)   map, omap
  *   VecCore   len, [i], [i] = v, append(v)                          vec
  *   SetCore   len, v in, add(v), discard(v), _take(v)               set, oset
  *   BoxCore   value (get and set)                                   box
  *   DequeCore len, append(v), appendleft(v)                         deque
  *
- * Every slot runs with the GIL held and never calls back into Python
- * between reading the cached pointer and the C call, so close() (which
- * needs the GIL) cannot free the handle under it. Blocking calls (waits)
- * stay in the Python layer, which guards them with _enter/_leave. */
+ * Closing: close() forgets the handle at once (later calls raise
+ * ClosedError) but commy_<kind>_close waits until no call is using it: a
+ * call that runs without the GIL (a wait, or any call on a container of a
+ * remote service, which is a network round trip) counts itself in `busy`
+ * (_enter/_leave from Python, CPY_NOGIL here), and the last one out
+ * closes a handle that close() left `pending`. The counters are only
+ * touched with the GIL held. Slots convert every argument before they
+ * read the cached pointer, so no Python code runs in between.
+ *
+ * Remote containers release the GIL for every call: a round trip takes
+ * a while, and the session's network thread must never wait for the GIL
+ * (it does not take it: subscription callbacks are queued to a Python
+ * thread, see commy_python_session.i). */
 
 %{
 typedef struct cpy_core {
@@ -27,7 +36,76 @@ typedef struct cpy_core {
     void *h;        /* hobj's pointer */
     unsigned int kt, vt;
     int kind;
+    int remote;     /* calls release the GIL (a container of a remote service) */
+    int busy;       /* calls in flight without the GIL */
+    void *pending;  /* a handle close() left for the last of them to close */
 } cpy_core;
+
+static void cpy_close_kind(int kind, void *h)
+{
+    switch (kind) {
+    case COMMY_KIND_BOX: commy_box_close((commy_box *)h); break;
+    case COMMY_KIND_VEC: commy_vec_close((commy_vec *)h); break;
+    case COMMY_KIND_STR: commy_str_close((commy_str *)h); break;
+    case COMMY_KIND_DEQUE: commy_deque_close((commy_deque *)h); break;
+    case COMMY_KIND_MAP: commy_map_close((commy_map *)h); break;
+    case COMMY_KIND_SET: commy_set_close((commy_set *)h); break;
+    case COMMY_KIND_OMAP: commy_omap_close((commy_omap *)h); break;
+    case COMMY_KIND_OSET: commy_oset_close((commy_oset *)h); break;
+    default: break;
+    }
+}
+
+/* Closes h, without the GIL for a remote container (the close tells the server). */
+static void cpy_core_close_now(cpy_core *s, void *h)
+{
+    int kind = s->kind;
+    if (s->remote) {
+        Py_BEGIN_ALLOW_THREADS
+        cpy_close_kind(kind, h);
+        Py_END_ALLOW_THREADS
+    } else {
+        cpy_close_kind(kind, h);
+    }
+}
+
+/* The end of a call that ran without the GIL (GIL held again here). */
+static void cpy_core_leave(cpy_core *s)
+{
+    if (--s->busy == 0 && s->pending != NULL) {
+        void *h = s->pending;
+        s->pending = NULL;
+        cpy_core_close_now(s, h);
+    }
+}
+
+/* rc = CALL (reading into vb, length in vn), growing vb on ETOOSMALL. Uses no
+ * Python API, so it may run without the GIL: rc 1000 means out of memory
+ * (the caller raises MemoryError once it holds the GIL again). */
+#define CPY_READV(rc, CALL)                                                           \
+    do {                                                                              \
+        int tries_ = 0;                                                               \
+        for (;;) {                                                                    \
+            (rc) = (CALL);                                                            \
+            if ((rc) != COMMY_ETOOSMALL || ++tries_ > CPY_TRIES || vn <= vb.cap) break; \
+            char *np_ = (char *)malloc(vn);                                           \
+            if (np_ == NULL) { (rc) = 1000; break; }                                  \
+            if (vb.p != vb.stack) free(vb.p);                                         \
+            vb.p = np_; vb.cap = vn;                                                  \
+        }                                                                             \
+    } while (0)
+
+/* Runs STMT without the GIL when the container is remote. */
+#define CPY_NOGIL(s, STMT)                                    \
+    do {                                                      \
+        if ((s)->remote) {                                    \
+            (s)->busy++;                                      \
+            Py_BEGIN_ALLOW_THREADS STMT; Py_END_ALLOW_THREADS \
+            cpy_core_leave(s);                                \
+        } else {                                              \
+            STMT;                                             \
+        }                                                     \
+    } while (0)
 
 static swig_type_info *cpy_kind_type(int kind)
 {
@@ -44,15 +122,9 @@ static swig_type_info *cpy_kind_type(int kind)
     }
 }
 
-/* Stores a handle object (None: forget it). */
+/* Stores a handle object. */
 static int cpy_core_set_handle(cpy_core *s, PyObject *o)
 {
-    if (o == NULL || o == Py_None) {
-        PyObject *old = s->hobj;
-        s->hobj = NULL; s->h = NULL;
-        Py_XDECREF(old);
-        return 0;
-    }
     swig_type_info *ty = cpy_kind_type(s->kind);
     void *p = NULL;
     if (ty == NULL) { PyErr_SetString(PyExc_TypeError, "_h: bind the container with _bind() first"); return -1; }
@@ -67,11 +139,43 @@ static int cpy_core_set_handle(cpy_core *s, PyObject *o)
     return 0;
 }
 
+/* close(): releases this handle (the data stays in the segment). Idempotent. */
+static PyObject *cpy_core_close(PyObject *self, PyObject *unused)
+{
+    cpy_core *s = (cpy_core *)self;
+    void *h = s->h;
+    PyObject *old = s->hobj;
+    s->h = NULL; s->hobj = NULL;
+    if (h != NULL) {
+        if (s->busy > 0) s->pending = h;
+        else cpy_core_close_now(s, h);
+    }
+    Py_XDECREF(old);
+    Py_RETURN_NONE;
+}
+
+/* _enter(): the handle object (None if closed), counted as in use until _leave. */
+static PyObject *cpy_core_enter(PyObject *self, PyObject *unused)
+{
+    cpy_core *s = (cpy_core *)self;
+    if (s->hobj == NULL) Py_RETURN_NONE;
+    s->busy++;
+    return cpy_ret(s->hobj);
+}
+static PyObject *cpy_core_leave_py(PyObject *self, PyObject *h)
+{
+    if (h != Py_None) cpy_core_leave((cpy_core *)self);
+    Py_RETURN_NONE;
+}
+
 static void cpy_core_dealloc(PyObject *self)
 {
     cpy_core *s = (cpy_core *)self;
+    /* A call in flight holds a reference to self, so busy is 0 here. */
+    void *h = s->h != NULL ? s->h : s->pending;
+    s->h = NULL; s->pending = NULL;
+    if (h != NULL) cpy_core_close_now(s, h);
     Py_CLEAR(s->hobj);
-    s->h = NULL;
     Py_TYPE(self)->tp_free(self);
 }
 
@@ -80,30 +184,40 @@ static PyObject *cpy_core_get_h(PyObject *self, void *closure)
     cpy_core *s = (cpy_core *)self;
     return cpy_ret(s->hobj != NULL ? s->hobj : Py_None);
 }
-static int cpy_core_set_h(PyObject *self, PyObject *v, void *closure) { return cpy_core_set_handle((cpy_core *)self, v); }
+static PyObject *cpy_core_get_pending(PyObject *self, void *closure)
+{
+    cpy_core *s = (cpy_core *)self;
+    if (s->pending == NULL) Py_RETURN_NONE;
+    return PyLong_FromVoidPtr(s->pending);
+}
 static PyObject *cpy_core_get_kt(PyObject *self, void *closure) { return PyLong_FromUnsignedLong(((cpy_core *)self)->kt); }
 static PyObject *cpy_core_get_vt(PyObject *self, void *closure) { return PyLong_FromUnsignedLong(((cpy_core *)self)->vt); }
 
-/* _bind(kind, handle, key_type, value_type) */
+/* _bind(kind, handle, key_type, value_type, remote=0): once, right after the open. */
 static PyObject *cpy_core_bind(PyObject *self, PyObject *args)
 {
     cpy_core *s = (cpy_core *)self;
-    int kind; PyObject *h; unsigned int kt, vt;
-    if (!PyArg_ParseTuple(args, "iOII:_bind", &kind, &h, &kt, &vt)) return NULL;
+    int kind, remote = 0; PyObject *h; unsigned int kt, vt;
+    if (!PyArg_ParseTuple(args, "iOII|p:_bind", &kind, &h, &kt, &vt, &remote)) return NULL;
     if (cpy_kind_type(kind) == NULL) return PyErr_Format(PyExc_ValueError, "_bind: unknown kind %d", kind);
-    s->kind = kind; s->kt = kt; s->vt = vt;
+    if (s->hobj != NULL || s->pending != NULL) return PyErr_Format(PyExc_ValueError, "_bind: already bound");
+    s->kind = kind; s->kt = kt; s->vt = vt; s->remote = remote;
     if (cpy_core_set_handle(s, h) != 0) return NULL;
     Py_RETURN_NONE;
 }
 
 static PyGetSetDef cpy_core_getset[] = {
-    {(char *)"_h", cpy_core_get_h, cpy_core_set_h, (char *)"the handle (None once closed)", NULL},
+    {(char *)"_h", cpy_core_get_h, NULL, (char *)"the handle (None once closed)", NULL},
+    {(char *)"_pending", cpy_core_get_pending, NULL, (char *)"a closed handle still in use by a call (None if none)", NULL},
     {(char *)"_kt", cpy_core_get_kt, NULL, (char *)"the key (or element) type code", NULL},
     {(char *)"_vt", cpy_core_get_vt, NULL, (char *)"the value type code", NULL},
     {NULL, NULL, NULL, NULL, NULL}
 };
 static PyMethodDef cpy_core_methods[] = {
-    {"_bind", cpy_core_bind, METH_VARARGS, "_bind(kind, handle, key_type, value_type)"},
+    {"_bind", cpy_core_bind, METH_VARARGS, "_bind(kind, handle, key_type, value_type, remote=False)"},
+    {"close", cpy_core_close, METH_NOARGS, "close(): releases this handle (the data stays). Idempotent."},
+    {"_enter", cpy_core_enter, METH_NOARGS, "_enter(): the handle, held open until _leave(handle)"},
+    {"_leave", cpy_core_leave_py, METH_O, "_leave(handle): the end of a call _enter began"},
     {NULL, NULL, 0, NULL}
 };
 
@@ -126,15 +240,17 @@ static Py_ssize_t cpy_len_of(cpy_core *s)
     uint64_t n = 0; int rc;
     void *h = s->h;
     if (h == NULL) { cpy_raise_closed(); return -1; }
-    switch (s->kind) {
-    case COMMY_KIND_MAP: rc = commy_map_len(&n, (commy_map *)h); break;
-    case COMMY_KIND_OMAP: rc = commy_omap_len(&n, (commy_omap *)h); break;
-    case COMMY_KIND_SET: rc = commy_set_len(&n, (commy_set *)h); break;
-    case COMMY_KIND_OSET: rc = commy_oset_len(&n, (commy_oset *)h); break;
-    case COMMY_KIND_VEC: rc = commy_vec_len(&n, (commy_vec *)h); break;
-    case COMMY_KIND_DEQUE: rc = commy_deque_len(&n, (commy_deque *)h); break;
-    default: PyErr_SetString(PyExc_TypeError, "this container has no length"); return -1;
-    }
+    int kind = s->kind;
+    CPY_NOGIL(s, switch (kind) {
+        case COMMY_KIND_MAP: rc = commy_map_len(&n, (commy_map *)h); break;
+        case COMMY_KIND_OMAP: rc = commy_omap_len(&n, (commy_omap *)h); break;
+        case COMMY_KIND_SET: rc = commy_set_len(&n, (commy_set *)h); break;
+        case COMMY_KIND_OSET: rc = commy_oset_len(&n, (commy_oset *)h); break;
+        case COMMY_KIND_VEC: rc = commy_vec_len(&n, (commy_vec *)h); break;
+        case COMMY_KIND_DEQUE: rc = commy_deque_len(&n, (commy_deque *)h); break;
+        default: rc = 1; break;
+    });
+    if (rc == 1) { PyErr_SetString(PyExc_TypeError, "this container has no length"); return -1; }
     if (rc < 0) { cpy_raise(rc); return -1; }
     if (n > (uint64_t)PY_SSIZE_T_MAX) { PyErr_SetString(PyExc_OverflowError, "length does not fit a Py_ssize_t"); return -1; }
     return (Py_ssize_t)n;
@@ -157,11 +273,11 @@ static PyObject *cpy_map_lookup(cpy_core *s, PyObject *key, PyObject *missing)
     if (cpy_encode(&k, s->kt, key) != 0) return NULL;
     void *h = s->h;
     if (h == NULL) return cpy_raise_closed();
-    cpy_buf kb, vb; size_t kn = 0, vn = 0; int rc;
+    cpy_buf vb; size_t vn = 0; int rc;
     cpy_buf_init(&vb);
-    if (s->kind == COMMY_KIND_MAP) CPY_READ2(rc, commy_map_get((commy_map *)h, k.p, k.n, vb.p, vb.cap, &vn));
-    else CPY_READ2(rc, commy_omap_get((commy_omap *)h, k.p, k.n, vb.p, vb.cap, &vn));
-    (void)kb; (void)kn;
+    if (s->kind == COMMY_KIND_MAP) CPY_NOGIL(s, CPY_READV(rc, commy_map_get((commy_map *)h, k.p, k.n, vb.p, vb.cap, &vn)));
+    else CPY_NOGIL(s, CPY_READV(rc, commy_omap_get((commy_omap *)h, k.p, k.n, vb.p, vb.cap, &vn)));
+    if (rc == 1000) PyErr_NoMemory();
     PyObject *r;
     if (rc == 1000) r = NULL;
     else if (rc == COMMY_ENOTFOUND) {
@@ -182,12 +298,13 @@ static int cpy_map_ass_subscript(PyObject *self, PyObject *key, PyObject *value)
     if (value != NULL && cpy_encode(&v, s->vt, value) != 0) return -1;
     void *h = s->h;
     if (h == NULL) { cpy_raise_closed(); return -1; }
+    int ismap = s->kind == COMMY_KIND_MAP;
     if (value == NULL) {
-        rc = s->kind == COMMY_KIND_MAP ? commy_map_remove((commy_map *)h, k.p, k.n) : commy_omap_remove((commy_omap *)h, k.p, k.n);
+        CPY_NOGIL(s, rc = ismap ? commy_map_remove((commy_map *)h, k.p, k.n) : commy_omap_remove((commy_omap *)h, k.p, k.n));
         if (rc == COMMY_ENOTFOUND) { cpy_key_error(key); return -1; }
     } else {
-        rc = s->kind == COMMY_KIND_MAP ? commy_map_put((commy_map *)h, k.p, k.n, v.p, v.n)
-                                       : commy_omap_put((commy_omap *)h, k.p, k.n, v.p, v.n);
+        CPY_NOGIL(s, rc = ismap ? commy_map_put((commy_map *)h, k.p, k.n, v.p, v.n)
+                                : commy_omap_put((commy_omap *)h, k.p, k.n, v.p, v.n));
     }
     if (rc < 0) { cpy_raise(rc); return -1; }
     return 0;
@@ -209,12 +326,13 @@ static int cpy_map_contains(PyObject *self, PyObject *key)
     if (e <= 0) return e;
     void *h = s->h;
     if (h == NULL) { cpy_raise_closed(); return -1; }
-    switch (s->kind) {
-    case COMMY_KIND_MAP: rc = commy_map_contains(&found, (commy_map *)h, k.p, k.n); break;
-    case COMMY_KIND_OMAP: rc = commy_omap_contains(&found, (commy_omap *)h, k.p, k.n); break;
-    case COMMY_KIND_SET: rc = commy_set_contains(&found, (commy_set *)h, k.p, k.n); break;
-    default: rc = commy_oset_contains(&found, (commy_oset *)h, k.p, k.n); break;
-    }
+    int kind = s->kind;
+    CPY_NOGIL(s, switch (kind) {
+        case COMMY_KIND_MAP: rc = commy_map_contains(&found, (commy_map *)h, k.p, k.n); break;
+        case COMMY_KIND_OMAP: rc = commy_omap_contains(&found, (commy_omap *)h, k.p, k.n); break;
+        case COMMY_KIND_SET: rc = commy_set_contains(&found, (commy_set *)h, k.p, k.n); break;
+        default: rc = commy_oset_contains(&found, (commy_oset *)h, k.p, k.n); break;
+    });
     if (rc < 0) { cpy_raise(rc); return -1; }
     return found != 0;
 }
@@ -262,10 +380,10 @@ static PyObject *cpy_vec_subscript(PyObject *self, PyObject *i)
     uint64_t idx;
     if (cpy_vec_index(s, i, &idx) != 0) return NULL;
     CPY_LIVE(s, commy_vec, h);
-    cpy_buf kb, vb; size_t kn = 0, vn = 0; int rc;
+    cpy_buf vb; size_t vn = 0; int rc;
     cpy_buf_init(&vb);
-    CPY_READ2(rc, commy_vec_get(h, idx, vb.p, vb.cap, &vn));
-    (void)kb; (void)kn;
+    CPY_NOGIL(s, CPY_READV(rc, commy_vec_get(h, idx, vb.p, vb.cap, &vn)));
+    if (rc == 1000) PyErr_NoMemory();
     PyObject *r = rc == 1000 ? NULL : rc < 0 ? cpy_raise(rc) : cpy_decode(s->kt, vb.p, vn);
     cpy_buf_free(&vb);
     return r;
@@ -285,7 +403,8 @@ static int cpy_vec_ass_subscript(PyObject *self, PyObject *i, PyObject *value)
     cpy_val v;
     if (cpy_vec_index(s, i, &idx) != 0 || cpy_encode(&v, s->kt, value) != 0) return -1;
     CPY_LIVE_INT(s, commy_vec, h);
-    int rc = commy_vec_set(h, idx, v.p, v.n);
+    int rc;
+    CPY_NOGIL(s, rc = commy_vec_set(h, idx, v.p, v.n));
     if (rc < 0) { cpy_raise(rc); return -1; }
     return 0;
 }
@@ -296,7 +415,8 @@ static PyObject *cpy_vec_append(PyObject *self, PyObject *value)
     cpy_val v;
     if (cpy_encode(&v, s->kt, value) != 0) return NULL;
     CPY_LIVE(s, commy_vec, h);
-    int rc = commy_vec_push(h, v.p, v.n);
+    int rc;
+    CPY_NOGIL(s, rc = commy_vec_push(h, v.p, v.n));
     if (rc < 0) return cpy_raise(rc);
     Py_RETURN_NONE;
 }
@@ -316,7 +436,8 @@ static PyObject *cpy_set_add(PyObject *self, PyObject *key)
     if (cpy_encode(&k, s->kt, key) != 0) return NULL;
     void *h = s->h;
     if (h == NULL) return cpy_raise_closed();
-    rc = s->kind == COMMY_KIND_SET ? commy_set_add(&added, (commy_set *)h, k.p, k.n) : commy_oset_add(&added, (commy_oset *)h, k.p, k.n);
+    int isset = s->kind == COMMY_KIND_SET;
+    CPY_NOGIL(s, rc = isset ? commy_set_add(&added, (commy_set *)h, k.p, k.n) : commy_oset_add(&added, (commy_oset *)h, k.p, k.n));
     if (rc < 0) return cpy_raise(rc);
     return PyBool_FromLong(added);
 }
@@ -328,7 +449,8 @@ static PyObject *cpy_set_take(PyObject *self, PyObject *key)
     if (cpy_encode(&k, s->kt, key) != 0) return NULL;
     void *h = s->h;
     if (h == NULL) return cpy_raise_closed();
-    rc = s->kind == COMMY_KIND_SET ? commy_set_remove((commy_set *)h, k.p, k.n) : commy_oset_remove((commy_oset *)h, k.p, k.n);
+    int isset = s->kind == COMMY_KIND_SET;
+    CPY_NOGIL(s, rc = isset ? commy_set_remove((commy_set *)h, k.p, k.n) : commy_oset_remove((commy_oset *)h, k.p, k.n));
     if (rc == COMMY_ENOTFOUND) Py_RETURN_FALSE;
     if (rc < 0) return cpy_raise(rc);
     Py_RETURN_TRUE;
@@ -355,10 +477,10 @@ static PyObject *cpy_box_get_value(PyObject *self, void *closure)
 {
     cpy_core *s = (cpy_core *)self;
     CPY_LIVE(s, commy_box, h);
-    cpy_buf kb, vb; size_t kn = 0, vn = 0; int rc;
+    cpy_buf vb; size_t vn = 0; int rc;
     cpy_buf_init(&vb);
-    CPY_READ2(rc, commy_box_get(h, vb.p, vb.cap, &vn));
-    (void)kb; (void)kn;
+    CPY_NOGIL(s, CPY_READV(rc, commy_box_get(h, vb.p, vb.cap, &vn)));
+    if (rc == 1000) PyErr_NoMemory();
     PyObject *r = rc == 1000 ? NULL : rc < 0 ? cpy_raise(rc) : cpy_decode(s->kt, vb.p, vn);
     cpy_buf_free(&vb);
     return r;
@@ -370,7 +492,8 @@ static int cpy_box_set_value(PyObject *self, PyObject *value, void *closure)
     if (value == NULL) { PyErr_SetString(PyExc_AttributeError, "a box's value cannot be deleted"); return -1; }
     if (cpy_encode(&v, s->kt, value) != 0) return -1;
     CPY_LIVE_INT(s, commy_box, h);
-    int rc = commy_box_set(h, v.p, v.n);
+    int rc;
+    CPY_NOGIL(s, rc = commy_box_set(h, v.p, v.n));
     if (rc < 0) { cpy_raise(rc); return -1; }
     return 0;
 }
@@ -387,7 +510,8 @@ static PyObject *cpy_deque_push(PyObject *self, PyObject *value, int front)
     cpy_val v;
     if (cpy_encode(&v, s->kt, value) != 0) return NULL;
     CPY_LIVE(s, commy_deque, h);
-    int rc = front ? commy_deque_push_front(h, v.p, v.n) : commy_deque_push_back(h, v.p, v.n);
+    int rc;
+    CPY_NOGIL(s, rc = front ? commy_deque_push_front(h, v.p, v.n) : commy_deque_push_back(h, v.p, v.n));
     if (rc < 0) return cpy_raise(rc);
     Py_RETURN_NONE;
 }

@@ -454,10 +454,11 @@ class Segment(_Blocking):
 
 # ---- containers -------------------------------------------------------------
 
-class _Container(_n.Core, _Blocking):
+class _Container(_n.Core):
     """What every container shares: its segment, name, element types, the
-    change counter, wait_change and close. The handle (_h) and the element
-    types (_kt, _vt) live in the C base (_n.Core), whose per-kind subclasses
+    change counter, wait_change and close. The handle (_h), the element
+    types (_kt, _vt), close() and the in-use count of blocking calls
+    (_enter/_leave) live in the C base (_n.Core), whose per-kind subclasses
     (_n.MapCore, ...) implement the hot operations as C slots."""
 
     _kind = 0
@@ -466,7 +467,7 @@ class _Container(_n.Core, _Blocking):
     def _init(self, seg, name, h, kt, vt):
         self._seg = seg
         self.name = name
-        self._bind(self._kind, h, int(kt), int(vt))
+        self._bind(self._kind, h, int(kt), int(vt), getattr(seg, "_remote", False))
 
     @classmethod
     def _open(cls, seg, name, key, value, open):
@@ -508,13 +509,6 @@ class _Container(_n.Core, _Blocking):
     def type(self):
         """The element type (the key type for maps)."""
         return ElementType(self._kt)
-
-    def close(self):
-        """Releases this handle (the data stays in the segment). Idempotent."""
-        _Blocking.close(self)
-
-    def _release(self, h):
-        getattr(_n, f"commy_{self._prefix}_close")(h)
 
     def __del__(self):
         try:

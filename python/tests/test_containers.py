@@ -500,11 +500,48 @@ class TestCSlots(SegmentTest):
                 with self.subTest(op=i), self.assertRaises(commy.ClosedError):
                     op()
 
+    def test_close_while_calls_run_without_the_gil(self):
+        # Containers of a remote service release the GIL in every call; a
+        # local segment marked _remote takes the same path. close() from
+        # another thread must wait for calls in flight, not free under them.
+        import threading
+        with commy.Segment(self.path()) as seg:
+            seg._remote = True
+            m, v = seg.map("m", key=commy.i64, value=commy.i64), seg.vec("v", commy.i64)
+            errors, counts = [], [0, 0]
+
+            def hammer(i, op):
+                try:
+                    while True:
+                        op(counts[i])
+                        counts[i] += 1
+                except commy.ClosedError:
+                    pass
+                except BaseException as e:  # anything else is a failure
+                    errors.append(e)
+
+            threads = [threading.Thread(target=hammer, args=(0, lambda k: (m.__setitem__(k, k), m[k], len(m)))),
+                       threading.Thread(target=hammer, args=(1, lambda k: (v.append(k), v[-1])))]
+            for t in threads:
+                t.start()
+            while min(counts) < 200:
+                threading.Event().wait(0.001)
+            m.close()
+            v.close()
+            for t in threads:
+                t.join(10)
+                self.assertFalse(t.is_alive())
+            self.assertEqual(errors, [])
+            self.assertIsNone(m._pending)
+            self.assertIsNone(v._pending)
+
     def test_handle_cannot_be_swapped_for_another_kind(self):
         with commy.Segment(self.path()) as seg:
             m, v = seg.map("m", key=commy.i64, value=commy.i64), seg.vec("v", commy.i64)
-            with self.assertRaises(TypeError):
+            with self.assertRaises(AttributeError):
                 m._h = v._h
+            with self.assertRaises(ValueError):
+                m._bind(5, v._h, 1, 1)
             with self.assertRaises(AttributeError):
                 m._kt = 1
 
