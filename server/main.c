@@ -69,8 +69,13 @@ typedef struct conn {
     int kill_now;  /* cut at once (slow consumer) */
     int kill_sent; /* the async kill was scheduled */
     char kill_reason[32];
-    /* the credential check of the authenticate being handled, done outside S.lock */
-    srv_authn_result pre;
+    /* an authenticate with api_key or jwt being checked by the auth threads
+     * (server/authn.c): pend_ticket is AUTHN_TICKET meanwhile */
+    srv_authn *authn;
+    commy_wire_request *authn_req;
+    int authn_ready;       /* the check is done: the loop answers it */
+    struct conn *zombie;   /* closed while checked: on S.zombies until the check ends */
+    srv_authn_result pre;  /* the outcome op_authenticate answers with */
     char *rx;
     size_t rxlen;
     size_t rxcap;
@@ -116,6 +121,7 @@ static struct {
     pthread_mutex_t lock;
     conn *conns;
     int nconns;
+    conn *zombies; /* closed connections whose authenticate the auth threads still check */
     service *services;
     lws_sorted_usec_list_t tick;
     volatile sig_atomic_t stop;
@@ -888,16 +894,100 @@ static int rotate(service *s, const char *revoked_client, char *msg, size_t cap)
     return COMMY_OK;
 }
 
-/* Checks an API key or a JWT (server/authn.c): PBKDF2 is slow on purpose and
- * a tenant's callback waits on the network, so this runs without S.lock. It
- * does block the event loop, for at most the callback's timeout. */
-static void preauthenticate(conn *c, const commy_wire_request *r)
+/* ---- authenticate off the loop (server/authn.c) ---- */
+
+/* never a mirror ticket: an authenticate the auth threads are checking */
+#define AUTHN_TICKET UINT64_MAX
+
+/* On an auth thread: the check is done; the loop answers it. */
+static void authn_done(srv_authn *a, void *payload)
 {
-    memset(&c->pre, 0, sizeof c->pre);
-    if (r->op != COMMY_WIRE_OP_AUTHENTICATE || (!r->api_key[0] && !r->jwt[0])) return;
+    (void)a;
+    conn *c = payload;
+    pthread_mutex_lock(&S.lock);
+    c->authn_ready = 1;
+    lws_cancel_service(S.ctx); /* the context outlives the auth threads (main) */
+    pthread_mutex_unlock(&S.lock);
+}
+
+/* S.lock held, lws thread. An authenticate with api_key or jwt: PBKDF2 is
+ * slow on purpose and a tenant's callback waits on the network, so the check
+ * goes to the auth threads and the connection's later frames wait behind it
+ * (as behind a mirrored request). Returns 1 when deferred; 0 when c->pre
+ * already holds the outcome (decided at once, or no auth threads). */
+static int authn_start(conn *c, commy_wire_request *r)
+{
     const srv_tenant_conf *t = srv_config_tenant(&S.cfg, r->tenant); /* the config never changes after start */
-    srv_authn_check(&c->pre, S.store, t, r->tenant, r->api_key[0] ? r->api_key : NULL, r->jwt[0] ? r->jwt : NULL,
-                    c->peer);
+    srv_authn *a;
+    commy_wire_request *copy;
+    if (srv_authn_begin(&a, S.store, t, r->tenant, r->api_key[0] ? r->api_key : NULL, r->jwt[0] ? r->jwt : NULL,
+                        c->peer) == 0) {
+        if ((copy = malloc(sizeof *copy)) && srv_authn_offload(a, authn_done, c) == COMMY_OK) {
+            *copy = *r; /* takes r's values */
+            memset(&r->key, 0, sizeof r->key);
+            memset(&r->value, 0, sizeof r->value);
+            memset(&r->from, 0, sizeof r->from);
+            OPENSSL_cleanse(r->api_key, sizeof r->api_key);
+            OPENSSL_cleanse(r->jwt, sizeof r->jwt);
+            c->authn = a;
+            c->authn_req = copy;
+            c->authn_ready = 0;
+            c->pend_ticket = AUTHN_TICKET;
+            c->pend_id = r->id;
+            return 1;
+        }
+        free(copy);
+        srv_authn_work(a); /* the auth threads are gone: check here */
+    }
+    srv_authn_finish(a, S.store, &c->pre);
+    return 0;
+}
+
+static void authn_forget(conn *c)
+{
+    if (c->authn_req) {
+        OPENSSL_cleanse(c->authn_req->api_key, sizeof c->authn_req->api_key);
+        OPENSSL_cleanse(c->authn_req->jwt, sizeof c->authn_req->jwt);
+        commy_wire_request_free(c->authn_req);
+        free(c->authn_req);
+        c->authn_req = NULL;
+    }
+    srv_authn_free(c->authn);
+    c->authn = NULL;
+}
+
+static char *answer(conn *c, const commy_wire_request *r, reply *rp);
+
+/* S.lock held, lws thread: answers the checks the auth threads finished,
+ * and lets the frames behind them go on; closed connections only count
+ * their failure and go. */
+static void authn_collect(void)
+{
+    for (conn *c = S.conns; c; c = c->next) {
+        if (!c->authn || !c->authn_ready) continue;
+        srv_authn_finish(c->authn, S.store, &c->pre);
+        c->authn = NULL;
+        reply rp = {0};
+        dispatch(&rp, c, c->authn_req);
+        enqueue(c, answer(c, c->authn_req, &rp));
+        authn_forget(c);
+        c->pend_ticket = 0;
+        c->last_seen = time(NULL); /* its frames waited unread, pongs too */
+        c->resume = 1;
+    }
+    for (conn **z = &S.zombies; *z;) {
+        conn *c = *z;
+        if (!c->authn_ready) {
+            z = &c->zombie;
+            continue;
+        }
+        *z = c->zombie;
+        srv_authn_finish(c->authn, S.store, &c->pre); /* a failure counts though the client left */
+        c->authn = NULL;
+        authn_forget(c);
+        free(c->rx);
+        free(c);
+    }
 }
 
 /* Writes a reply at once when nothing is queued before it and the socket
@@ -935,11 +1025,13 @@ static void handle_frame(conn *c, const char *data, size_t len)
     char *out;
     pthread_mutex_unlock(&S.lock);
     int rc = commy_wire_request_parse(&r, &f, data, len, S.cfg.max_message_bytes);
-    if (rc == COMMY_OK) preauthenticate(c, &r);
     pthread_mutex_lock(&S.lock);
     if (rc) {
         srv_log("warn", "bad_request", "peer %s: %s", c->peer, f.message);
         out = commy_wire_reply_error(f.has_id, f.id, rc, f.message);
+    } else if (r.op == COMMY_WIRE_OP_AUTHENTICATE && (r.api_key[0] || r.jwt[0]) && authn_start(c, &r)) {
+        commy_wire_request_free(&r); /* answered by authn_collect */
+        return;
     } else {
         reply rp = {0};
         c->cur_frame = data;
@@ -950,17 +1042,22 @@ static void handle_frame(conn *c, const char *data, size_t len)
             commy_wire_request_free(&r);
             return;
         }
-        if (rp.code) {
-            if (rp.code == COMMY_ENOMEM || rp.code == COMMY_EIO)
-                srv_log("error", "request", "peer %s op %s: %s", c->peer, r.op_name, rp.msg);
-            out = commy_wire_reply_error(1, r.id, rp.code, rp.msg);
-            cJSON_Delete(rp.result);
-        } else {
-            out = commy_wire_reply_ok(r.id, rp.result);
-        }
+        out = answer(c, &r, &rp);
         commy_wire_request_free(&r);
     }
+    OPENSSL_cleanse(r.api_key, sizeof r.api_key);
+    OPENSSL_cleanse(r.jwt, sizeof r.jwt);
     if (!reply_now(c, out)) enqueue(c, out);
+}
+
+/* The reply frame for a dispatched request. */
+static char *answer(conn *c, const commy_wire_request *r, reply *rp)
+{
+    if (!rp->code) return commy_wire_reply_ok(r->id, rp->result);
+    if (rp->code == COMMY_ENOMEM || rp->code == COMMY_EIO)
+        srv_log("error", "request", "peer %s op %s: %s", c->peer, r->op_name, rp->msg);
+    cJSON_Delete(rp->result);
+    return commy_wire_reply_error(1, r->id, rp->code, rp->msg);
 }
 
 /* ---- requests the mirror answers later (mirror.h) ---- */
@@ -1237,10 +1334,21 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         queue_free(c);
         backlog_free(c);
         cJSON_Delete(c->pend_result);
+        int zombie = c->authn && !c->authn_ready;
+        if (zombie) { /* an auth thread still holds c: authn_collect frees it */
+            c->zombie = S.zombies;
+            S.zombies = c;
+        } else if (c->authn) {
+            srv_authn_finish(c->authn, S.store, &c->pre); /* a failure counts though the client left */
+            c->authn = NULL;
+        }
+        if (!zombie) authn_forget(c);
         pthread_mutex_unlock(&S.lock);
         srv_log("info", "disconnect", "peer %s%s%s", c->peer, c->kill_reason[0] ? ": " : "", c->kill_reason);
-        free(c->rx);
-        free(c);
+        if (!zombie) {
+            free(c->rx);
+            free(c);
+        }
         p->c = NULL;
         break;
     }
@@ -1370,6 +1478,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         pthread_mutex_lock(&S.lock);
+        authn_collect();
         for (conn *c = S.conns; c; c = c->next) {
             if (c->resume) resume_conn(c);
             if (c->kill_now && !c->kill_sent) {
@@ -1497,6 +1606,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "commy-server: %s\n", err);
         return 1;
     }
+    if (srv_authn_start() != COMMY_OK)
+        srv_log("warn", "auth", "no auth threads: credentials are checked on the event loop");
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
@@ -1568,6 +1679,10 @@ int main(int argc, char **argv)
     for (conn *c = S.conns; c; c = c->next) close_all(c);
     pthread_mutex_unlock(&S.lock);
     srv_mirror_stop();
+    srv_authn_stop(); /* every check ends (within its callback's timeout) */
+    pthread_mutex_lock(&S.lock);
+    authn_collect();
+    pthread_mutex_unlock(&S.lock);
     lws_context_destroy(S.ctx);
     S.store->close(S.store);
     srv_audit_close();

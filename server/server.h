@@ -222,17 +222,41 @@ void srv_audit_close(void);
 void srv_audit(const char *event, const char *tenant, const char *client_id, const char *peer, const char *method,
                const char *detail);
 
-/* The outcome of an authenticate with api_key or jwt, decided outside the
- * server lock: code 0 granted (grant filled) or a wire code and a message for
- * the client. Does lockouts and the audit log. */
+/* The outcome of an authenticate with api_key or jwt: code 0 granted (grant
+ * filled) or a wire code and a message for the client. */
 typedef struct srv_authn_result {
     int code;
     char message[256];
     char method[16];
     srv_grant grant;
 } srv_authn_result;
-void srv_authn_check(srv_authn_result *out, srv_store *store, const srv_tenant_conf *t, const char *tenant_name,
-                     const char *api_key, const char *jwt, const char *peer);
+
+/* One authenticate with api_key or jwt, checked in three phases so that the
+ * slow part (PBKDF2, a JWT signature, the tenant's callback) runs off the
+ * event loop while the store is only used from the loop thread:
+ *   srv_authn_begin   loop thread: copies the credential, looks up the key and
+ *                     the lockouts. Returns 1 when the outcome is already known
+ *                     (unknown tenant, locked out, out of memory: *out NULL),
+ *                     else 0.
+ *   srv_authn_work    any thread, no locks: the checks themselves.
+ *   srv_authn_finish  loop thread: counts the failure or clears the lockouts,
+ *                     writes the log and audit lines, fills result, frees a
+ *                     (NULL gives ENOMEM). */
+typedef struct srv_authn srv_authn;
+int srv_authn_begin(srv_authn **out, srv_store *store, const srv_tenant_conf *t, const char *tenant_name,
+                    const char *api_key, const char *jwt, const char *peer);
+void srv_authn_work(srv_authn *a);
+void srv_authn_finish(srv_authn *a, srv_store *store, srv_authn_result *result);
+void srv_authn_free(srv_authn *a);
+
+/* The auth threads: srv_authn_offload queues a for srv_authn_work on one of
+ * them, then calls done(a, payload) on that thread. COMMY_EBUSY when the
+ * threads are not running (the caller then works inline). srv_authn_stop
+ * finishes every queued check, then joins the threads. */
+#define SRV_AUTHN_THREADS 4
+int srv_authn_start(void);
+int srv_authn_offload(srv_authn *a, void (*done)(srv_authn *, void *), void *payload);
+void srv_authn_stop(void);
 
 /* ---- logging (main.c) ---- */
 void srv_log(const char *level, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

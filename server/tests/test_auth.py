@@ -89,6 +89,8 @@ class Callback:
     def __init__(self, require_client_cert=False):
         art = artifacts()
         self.requests = []
+        self.gate = threading.Event()  # 'block' credentials wait for it
+        self.arrived = threading.Semaphore(0)
         outer = self
 
         class H(http.server.BaseHTTPRequestHandler):
@@ -102,6 +104,9 @@ class Callback:
                 outer.requests.append(body)
                 c = body["credential"].split(".")[0]  # a JWT's first part is its fixed header
                 status, answer = 200, None
+                if "block" in c:
+                    outer.arrived.release()
+                    outer.gate.wait(15)
                 if "deny" in c:
                     answer = {"allow": False, "reason": "test says no\x07"}
                 elif "slow" in c:
@@ -262,6 +267,47 @@ def test_auth_tenant_managed():
     finally:
         cb.close()
         mcb.close()
+
+
+def test_auth_callback_off_loop():
+    """While a tenant's callback is pending, the server serves everyone else;
+    the waiting connection's later frames are answered after it, in order."""
+    art = artifacts()
+    cb = Callback()
+    try:
+        tm = {"mode": "tenant_managed", "callback": {"url": cb.url, "timeout_ms": 20000, "ca_file": art("ca.pem")}}
+
+        def body(s):
+            a = s.ws()
+            a.send_text(json.dumps({"v": 1, "id": 1, "op": "authenticate", "tenant": "tm", "api_key": "block1.x"}))
+            a.send_text(json.dumps({"v": 1, "id": 2, "op": "list_services"}))
+            gone = s.ws()  # leaves while its check is pending
+            gone.send_text(json.dumps({"v": 1, "id": 1, "op": "authenticate", "tenant": "tm", "api_key": "block2.x"}))
+            try:
+                assert cb.arrived.acquire(timeout=10) and cb.arrived.acquire(timeout=10)  # both are in the callback
+                gone.close()
+                # a loop blocked in the callback would not answer this before the gate opens (never)
+                b = s.ws()
+                r = ok(b.request("authenticate", tenant="sm", api_key="alice.s3cret-alice"))
+                assert r["client_id"] == "alice"
+                assert [x["name"] for x in ok(b.request("list_services"))["services"]] == ["a"]
+                assert err(s.auth("sm", api_key="alice.wrong")) == "EAUTH"
+            finally:
+                cb.gate.set()
+            r1, r2 = a.recv(), a.recv()
+            assert r1["id"] == 1 and r1["ok"] and r1["result"]["client_id"] == "block1", r1
+            assert r2["id"] == 2 and r2["ok"] and r2["result"]["services"] == [{"name": "a", "persistent": False,
+                                                                               "open": False}], r2
+            # the departed client's attempt is still audited (and would count toward a lockout)
+            deadline = time.time() + 10
+            while time.time() < deadline and not any(x.get("client_id") == "block2" for x in s.audit()):
+                time.sleep(0.05)
+            assert any(x["event"] == "auth_success" and x.get("client_id") == "block2" for x in s.audit())
+
+        run_with([{"name": "tm", "auth": tm}, {"name": "sm", "auth": {"api_keys": api_keys(["alice"])}}], body)
+    finally:
+        cb.gate.set()
+        cb.close()
 
 
 def test_auth_hybrid():
@@ -489,5 +535,5 @@ def test_auth_bad_config_refused():
         shutil.rmtree(d, ignore_errors=True)
 
 
-TESTS = [test_auth_tenant_managed, test_auth_hybrid, test_auth_jwt, test_auth_lockout, test_auth_audit_log,
+TESTS = [test_auth_tenant_managed, test_auth_callback_off_loop, test_auth_hybrid, test_auth_jwt, test_auth_lockout, test_auth_audit_log,
          test_auth_bad_config_refused]
