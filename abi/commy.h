@@ -17,5 +17,6 @@
 #include "commy/set.h"
 #include "commy/omap.h"
 #include "commy/oset.h"
+#include "commy/session.h"
 
 #endif

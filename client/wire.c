@@ -32,6 +32,12 @@ static const char *const op_names[COMMY_WIRE_OP_COUNT_] = {
     [COMMY_WIRE_OP_SUBSCRIBE] = "subscribe",
     [COMMY_WIRE_OP_UNSUBSCRIBE] = "unsubscribe",
     [COMMY_WIRE_OP_REVOKE_CLIENT] = "revoke_client",
+    [COMMY_WIRE_OP_DECLARE] = "declare",
+    [COMMY_WIRE_OP_CLEAR] = "clear",
+    [COMMY_WIRE_OP_INSERT] = "insert",
+    [COMMY_WIRE_OP_APPEND] = "append",
+    [COMMY_WIRE_OP_CAS] = "cas",
+    [COMMY_WIRE_OP_FETCH_ADD] = "fetch_add",
 };
 
 const char *commy_wire_op_name(commy_wire_op op)
@@ -53,6 +59,7 @@ static const struct {
     {COMMY_WIRE_EPROTO, "EPROTO"},  {COMMY_WIRE_EUNKNOWNOP, "EUNKNOWNOP"}, {COMMY_WIRE_ETOOBIG, "ETOOBIG"},
     {COMMY_WIRE_EAUTH, "EAUTH"},    {COMMY_WIRE_EEXPIRED, "EEXPIRED"}, {COMMY_WIRE_EFORBIDDEN, "EFORBIDDEN"},
     {COMMY_WIRE_ELOCKED, "ELOCKED"},
+    {COMMY_EDISCONNECTED, "EDISCONNECTED"},
 };
 
 const char *commy_wire_code_name(int code)
@@ -465,6 +472,35 @@ static int get_value(commy_wire_fault *f, const cJSON *root, const char *key, co
     return COMMY_OK;
 }
 
+/* A required signed 64-bit integer: a decimal string (or a JSON integer
+ * within +-2^53). */
+static int get_i64(commy_wire_fault *f, const cJSON *root, const char *key, int64_t *out)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+    uint64_t u;
+    if (cJSON_IsString(j)) {
+        int rc = parse_dec64(j->valuestring, 1, out, &u);
+        if (rc) return fault(f, rc, "\"%s\" must be a decimal string of a signed 64-bit integer", key);
+        return COMMY_OK;
+    }
+    if (cJSON_IsNumber(j) && j->valuedouble == floor(j->valuedouble) && fabs(j->valuedouble) <= 9007199254740991.0) {
+        *out = (int64_t)j->valuedouble;
+        return COMMY_OK;
+    }
+    return fault(f, COMMY_EINVAL, "the request needs \"%s\": a signed 64-bit integer (decimal string)", key);
+}
+
+/* An optional type name ("i64", "blob[16]"). */
+static int get_type(commy_wire_fault *f, const cJSON *root, const char *key, commy_type *out, int *has)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!j) return COMMY_OK;
+    if (!cJSON_IsString(j) || commy_wire_type_parse(out, j->valuestring) != COMMY_OK)
+        return fault(f, COMMY_EINVAL, "\"%s\" must be a type name such as \"i64\" or \"blob[16]\"", key);
+    *has = 1;
+    return COMMY_OK;
+}
+
 static int require(commy_wire_fault *f, int present, const char *op, const char *what)
 {
     return present ? COMMY_OK : fault(f, COMMY_EINVAL, "%s needs %s", op, what);
@@ -475,8 +511,8 @@ static int parse_fields(commy_wire_request *r, commy_wire_fault *f, const cJSON 
     int rc;
     const char *op = r->op_name;
 #define TRY(x) do { if ((rc = (x)) != COMMY_OK) return rc; } while (0)
-    int needs_service = r->op >= COMMY_WIRE_OP_CREATE_SERVICE && r->op <= COMMY_WIRE_OP_UNSUBSCRIBE;
-    int needs_var = r->op >= COMMY_WIRE_OP_GET && r->op <= COMMY_WIRE_OP_UNSUBSCRIBE;
+    int needs_var = (r->op >= COMMY_WIRE_OP_GET && r->op <= COMMY_WIRE_OP_UNSUBSCRIBE) || r->op >= COMMY_WIRE_OP_DECLARE;
+    int needs_service = (r->op >= COMMY_WIRE_OP_CREATE_SERVICE && r->op <= COMMY_WIRE_OP_UNSUBSCRIBE) || needs_var;
     TRY(get_str(f, root, "service", r->service, sizeof r->service, needs_service, 1));
     TRY(get_str(f, root, "var", r->var, sizeof r->var, needs_var, 2));
     TRY(get_value(f, root, "key", &r->key, &r->has_key));
@@ -493,6 +529,7 @@ static int parse_fields(commy_wire_request *r, commy_wire_fault *f, const cJSON 
             return fault(f, COMMY_EINVAL, "\"kind\" must be one of box, vec, str, deque, map, set, omap, oset");
     }
     if ((j = cJSON_GetObjectItemCaseSensitive(root, "end"))) {
+        r->has_end = 1;
         if (cJSON_IsString(j) && strcmp(j->valuestring, "front") == 0) r->front = 1;
         else if (!(cJSON_IsString(j) && strcmp(j->valuestring, "back") == 0))
             return fault(f, COMMY_EINVAL, "\"end\" must be \"back\" or \"front\"");
@@ -504,7 +541,30 @@ static int parse_fields(commy_wire_request *r, commy_wire_fault *f, const cJSON 
             return fault(f, COMMY_EINVAL, "\"limit\" must be an integer from 1 to %d", COMMY_WIRE_RANGE_MAX);
         r->limit = (uint32_t)l;
     }
+    if ((j = cJSON_GetObjectItemCaseSensitive(root, "skip"))) {
+        if (get_u64(&r->skip, j, 1)) return fault(f, COMMY_EINVAL, "\"skip\" must be a non-negative integer or decimal string");
+    }
     switch (r->op) {
+    case COMMY_WIRE_OP_DECLARE:
+        TRY(require(f, r->kind != 0, op, "a \"kind\""));
+        TRY(get_type(f, root, "key_type", &r->key_type, &r->has_key_type));
+        TRY(get_type(f, root, "value_type", &r->value_type, &r->has_value_type));
+        if ((j = cJSON_GetObjectItemCaseSensitive(root, "flags"))) {
+            if (cJSON_IsString(j) && strcmp(j->valuestring, "existing") == 0) r->existing = 1;
+            else if (cJSON_IsString(j) && strcmp(j->valuestring, "excl") == 0) r->excl = 1;
+            else if (!(cJSON_IsString(j) && strcmp(j->valuestring, "create") == 0))
+                return fault(f, COMMY_EINVAL, "\"flags\" must be \"create\", \"existing\" or \"excl\"");
+        }
+        break;
+    case COMMY_WIRE_OP_INSERT:
+        TRY(require(f, r->has_value && r->has_index, op, "an \"index\" and a typed \"value\""));
+        break;
+    case COMMY_WIRE_OP_APPEND: TRY(require(f, r->has_value, op, "a typed \"value\"")); break;
+    case COMMY_WIRE_OP_CAS:
+        TRY(get_i64(f, root, "expected", &r->expected));
+        TRY(get_i64(f, root, "desired", &r->desired));
+        break;
+    case COMMY_WIRE_OP_FETCH_ADD: TRY(get_i64(f, root, "delta", &r->delta)); break;
     case COMMY_WIRE_OP_AUTHENTICATE:
         TRY(get_str(f, root, "tenant", r->tenant, sizeof r->tenant, 1, 1));
         TRY(get_str(f, root, "api_key", r->api_key, sizeof r->api_key, 0, 0));

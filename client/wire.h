@@ -21,15 +21,15 @@
 #define COMMY_WIRE_RANGE_MAX 1000
 
 /* Protocol-level error codes, as they appear in replies ("EPROTO", ...).
- * Core errors (COMMY_E*) travel under their own names. These are negative
- * and below every core code so the two sets never collide. */
-#define COMMY_WIRE_EPROTO -1001
-#define COMMY_WIRE_EUNKNOWNOP -1002
-#define COMMY_WIRE_ETOOBIG -1003
-#define COMMY_WIRE_EAUTH -1004
-#define COMMY_WIRE_EEXPIRED -1005
-#define COMMY_WIRE_EFORBIDDEN -1006
-#define COMMY_WIRE_ELOCKED -1007
+ * They are public codes of abi/commy/errors.h since sessions return them;
+ * the wire carries names, never numbers. */
+#define COMMY_WIRE_EPROTO COMMY_EPROTO
+#define COMMY_WIRE_EUNKNOWNOP COMMY_EUNKNOWNOP
+#define COMMY_WIRE_ETOOBIG COMMY_ETOOBIG
+#define COMMY_WIRE_EAUTH COMMY_EAUTH
+#define COMMY_WIRE_EEXPIRED COMMY_EEXPIRED
+#define COMMY_WIRE_EFORBIDDEN COMMY_EFORBIDDEN
+#define COMMY_WIRE_ELOCKED COMMY_ELOCKED
 
 typedef enum commy_wire_op {
     COMMY_WIRE_OP_NONE = 0,
@@ -53,6 +53,13 @@ typedef enum commy_wire_op {
     COMMY_WIRE_OP_SUBSCRIBE,
     COMMY_WIRE_OP_UNSUBSCRIBE,
     COMMY_WIRE_OP_REVOKE_CLIENT,
+    /* for commy_session: the core's calls that the first set could not express */
+    COMMY_WIRE_OP_DECLARE,
+    COMMY_WIRE_OP_CLEAR,
+    COMMY_WIRE_OP_INSERT,
+    COMMY_WIRE_OP_APPEND,
+    COMMY_WIRE_OP_CAS,
+    COMMY_WIRE_OP_FETCH_ADD,
     COMMY_WIRE_OP_COUNT_
 } commy_wire_op;
 
@@ -86,6 +93,12 @@ typedef struct commy_wire_request {
     int has_key, has_value, has_from;
     commy_wire_value key, value, from;
     uint32_t limit;     /* range: 1..COMMY_WIRE_RANGE_MAX */
+    int has_end;        /* "end" was given (deque get: front/back element) */
+    int has_key_type, has_value_type; /* declare */
+    commy_type key_type, value_type;
+    int existing, excl; /* declare: "flags" */
+    int64_t expected, desired, delta; /* cas, fetch_add */
+    uint64_t skip;      /* range: entries to pass over first */
 } commy_wire_request;
 
 /* The outcome of a failed parse: code (COMMY_WIRE_E* or COMMY_E*), a sentence,

@@ -179,6 +179,10 @@ static int in_batch(commy_alloc *a)
  * mapping never goes away while the handle lives, so that is never a crash. */
 static int fast_header(struct commy__chdr **out, commy_box *b, int write)
 {
+    if (commy__moved(b->h.a)) {
+        int rc = commy__handle_follow(&b->h);
+        if (rc) return rc;
+    }
     commy_alloc *a = b->h.a;
     if (atomic_load_explicit(&a->closed, memory_order_relaxed))
         return commy__err(COMMY_ECLOSED, "box '%s': its segment '%s' is closed", b->h.name, a->path);
@@ -243,6 +247,7 @@ static int check_value(commy_box *b, const void *val, size_t len)
 int commy_box_get(commy_box *b, void *out, size_t cap, size_t *out_len)
 {
     COMMY__CHECK_HANDLE(b);
+    COMMY__REMOTE(&b->h, .op = COMMY__ROP_GET, .out = out, .cap = cap, .out_len = out_len);
     commy_type t = b->h.ktype;
     if (box_class(t) == BOX_INLINE) {
         struct commy__chdr *c;
@@ -279,6 +284,7 @@ int commy_box_get(commy_box *b, void *out, size_t cap, size_t *out_len)
 int commy_box_set(commy_box *b, const void *val, size_t len)
 {
     COMMY__CHECK_HANDLE(b);
+    COMMY__REMOTE(&b->h, .op = COMMY__ROP_SET, .val = val, .vlen = len, .has_val = 1);
     int rc = check_value(b, val, len);
     if (rc) return rc;
     commy_alloc *a = b->h.a;
@@ -385,6 +391,7 @@ int commy_box_cas(int64_t *out, commy_box *b, int64_t expected, int64_t desired)
 {
     if (out == NULL) return commy__err(COMMY_EINVAL, "commy_box_cas: out is NULL");
     COMMY__CHECK_HANDLE(b);
+    COMMY__REMOTE(&b->h, .op = COMMY__ROP_CAS, .i1 = expected, .i2 = desired, .out_i64 = out);
     int rc = int_box(b, "commy_box_cas");
     if (rc) return rc;
     uint64_t want = 0;
@@ -411,6 +418,7 @@ int commy_box_cas(int64_t *out, commy_box *b, int64_t expected, int64_t desired)
 int commy_box_fetch_add(int64_t *out, commy_box *b, int64_t delta)
 {
     COMMY__CHECK_HANDLE(b);
+    COMMY__REMOTE(&b->h, .op = COMMY__ROP_FETCH_ADD, .i1 = delta, .out_i64 = out);
     int rc = int_box(b, "commy_box_fetch_add");
     if (rc) return rc;
     if (in_batch(b->h.a)) return locked_update(out, b, 1, delta, 0, 0);

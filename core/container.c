@@ -103,13 +103,39 @@ static int check_open_args(const struct commy__kind_ops **ops, commy_alloc *a, u
     return COMMY_OK;
 }
 
+/* A container of a remote service: the backend checks kind and types. */
+static int remote_open(struct commy__handle *h, commy_alloc *a, const char *name, uint32_t kind, commy_type kt,
+                       commy_type vt, uint32_t flags)
+{
+    if (atomic_load_explicit(&a->closed, memory_order_relaxed))
+        return commy__err(COMMY_ECLOSED, "open: service '%s' is closed", a->path);
+    if (name == NULL || strlen(name) > COMMY_ROOT_NAME_MAX || name[0] == '\0')
+        return commy__err(COMMY_EINVAL, "open: a root name is 1 to %d bytes", COMMY_ROOT_NAME_MAX);
+    h->a = a;
+    h->kind = kind;
+    h->ktype = kt;
+    h->vtype = vt;
+    snprintf(h->name, sizeof h->name, "%s", name);
+    int rc = a->remote->open(a->remote_ctx, h, flags);
+    if (rc) {
+        h->a = NULL;
+        return rc;
+    }
+    h->kslot = commy__slot_size(h->ktype);
+    h->vslot = kind_has_value(kind) ? commy__slot_size(h->vtype) : 0;
+    commy__alloc_retain(a);
+    return COMMY_OK;
+}
+
 int commy__handle_open(struct commy__handle *h, commy_alloc *a, const char *name, uint32_t kind, commy_type kt,
                        commy_type vt, uint32_t flags)
 {
     const struct commy__kind_ops *ops = NULL;
     int rc = check_open_args(&ops, a, kind, kt, vt, flags);
     if (rc) return rc;
+    for (commy_alloc *nx; (nx = atomic_load_explicit(&a->forward, memory_order_acquire)) != NULL;) a = nx;
     if (!kind_has_value(kind)) vt = COMMY_T_ANY;
+    if (a->remote) return remote_open(h, a, name, kind, kt, vt, flags);
     uint64_t sp;
     rc = commy__begin(a, 0, &sp);
     if (rc) return rc;
@@ -201,7 +227,40 @@ static int check_handle(struct commy__handle *h, const char *fn)
     if (h->a == NULL) return commy__err(COMMY_ECLOSED, "%s: the handle is closed", fn);
     if (atomic_load_explicit(&h->a->closed, memory_order_relaxed))
         return commy__err(COMMY_ECLOSED, "container '%s': segment '%s' is closed", h->name, h->a->path);
+    if (commy__moved(h->a)) return commy__handle_follow(h);
     return COMMY_OK;
+}
+
+int commy__handle_follow(struct commy__handle *h)
+{
+    commy_alloc *old = h->a, *na = old, *nx;
+    while ((nx = atomic_load_explicit(&na->forward, memory_order_acquire)) != NULL) na = nx;
+    if (na == old) return COMMY_OK;
+    uint64_t sp, off = 0;
+    int rc = commy__begin(na, 0, &sp);
+    if (rc) return rc;
+    struct commy__chdr *c = NULL;
+    rc = commy__root_lookup(&off, na, h->name);
+    if (rc == COMMY_ENOTFOUND)
+        rc = commy__err(COMMY_ENOTFOUND, "container '%s' is not in the service's new file '%s'", h->name, na->path);
+    else if (rc == COMMY_OK && (c = commy__container_at(na, off)) == NULL)
+        rc = commy_error_last()->code;
+    else if (rc == COMMY_OK && !types_match(c, h->kind, h->ktype, h->vtype))
+        rc = commy__err(COMMY_ETYPE, "container '%s' has another kind or type in the service's new file", h->name);
+    if (rc == COMMY_OK) {
+        /* Several threads may follow at once: one wins the swap; the others
+         * give their reference back. The old segment stays mapped (its
+         * reference is counted in forwarded_refs) for calls still in it. */
+        commy__alloc_retain(na);
+        h->off = off;
+        h->instance = c->instance;
+        commy_alloc *expect = old;
+        if (__atomic_compare_exchange_n(&h->a, &expect, na, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            atomic_fetch_add(&old->forwarded_refs, 1);
+        else
+            commy__alloc_release(na);
+    }
+    return commy__end(na, sp, rc);
 }
 
 int commy__op_begin(struct commy__handle *h, int write, uint64_t *sp, struct commy__chdr **out)
@@ -252,6 +311,7 @@ int commy__op_version(uint32_t *out, struct commy__handle *h)
     int rc = check_handle(h, "version");
     if (rc) return rc;
     if (out == NULL) return commy__err(COMMY_EINVAL, "version: out is NULL");
+    if (h->a->remote) return h->a->remote->version(h->a->remote_ctx, h, out);
     struct commy__chdr *c = live_header(h);
     if (c == NULL) return removed(h);
     *out = atomic_load_explicit(&c->version, memory_order_acquire);
@@ -291,6 +351,7 @@ int commy__op_wait(struct commy__handle *h, uint32_t seen, int32_t timeout_ms)
 {
     int rc = check_handle(h, "wait");
     if (rc) return rc;
+    if (h->a->remote) return h->a->remote->wait(h->a->remote_ctx, h, seen, timeout_ms);
     struct commy__chdr *c = live_header(h);
     if (c == NULL) return removed(h);
     if (atomic_load_explicit(&c->version, memory_order_acquire) != seen) return COMMY_OK;

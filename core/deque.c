@@ -202,6 +202,7 @@ static int grow(commy_deque *d, struct commy__chdr *c, uint64_t *old_off)
 static int push(commy_deque *d, const void *val, size_t len, int front)
 {
     COMMY__CHECK_HANDLE(d);
+    COMMY__REMOTE(&d->h, .op = COMMY__ROP_PUSH, .front = front, .val = val, .vlen = len, .has_val = 1);
     int rc = check_value(d, val, len);
     if (rc) return rc;
     uint64_t sp, old = 0;
@@ -234,6 +235,7 @@ int commy_deque_push_front(commy_deque *d, const void *val, size_t len) { return
 static int pop(commy_deque *d, void *out, size_t cap, size_t *out_len, int front)
 {
     COMMY__CHECK_HANDLE(d);
+    COMMY__REMOTE(&d->h, .op = COMMY__ROP_POP, .front = front, .out = out, .cap = cap, .out_len = out_len);
     uint64_t sp;
     struct commy__chdr *c;
     int rc = commy__op_begin(&d->h, 1, &sp, &c);
@@ -273,6 +275,7 @@ static uint64_t now_ms(void)
 int commy_deque_pop_front_wait(commy_deque *d, void *out, size_t cap, size_t *out_len, int32_t timeout_ms)
 {
     COMMY__CHECK_HANDLE(d);
+    COMMY__REMOTE(&d->h, .op = COMMY__ROP_POP_WAIT, .front = 1, .timeout_ms = timeout_ms, .out = out, .cap = cap, .out_len = out_len);
     uint64_t deadline = timeout_ms > 0 ? now_ms() + (uint64_t)timeout_ms : 0;
     for (;;) {
         /* Read the version before trying: a push after the failed pop moves
@@ -299,6 +302,7 @@ int commy_deque_pop_front_wait(commy_deque *d, void *out, size_t cap, size_t *ou
 static int peek(commy_deque *d, int front, void *out, size_t cap, size_t *out_len)
 {
     COMMY__CHECK_HANDLE(d);
+    COMMY__REMOTE(&d->h, .op = COMMY__ROP_GET, .front = front, .out = out, .cap = cap, .out_len = out_len);
     uint64_t sp;
     struct commy__chdr *c;
     int rc = commy__op_begin(&d->h, 0, &sp, &c);
@@ -318,6 +322,7 @@ int commy_deque_len(uint64_t *out, commy_deque *d)
 {
     if (out == NULL) return commy__err(COMMY_EINVAL, "commy_deque_len: out is NULL");
     COMMY__CHECK_HANDLE(d);
+    COMMY__REMOTE(&d->h, .op = COMMY__ROP_LEN, .out_u64 = out);
     uint64_t sp;
     struct commy__chdr *c;
     int rc = commy__op_begin(&d->h, 0, &sp, &c);
@@ -329,6 +334,7 @@ int commy_deque_len(uint64_t *out, commy_deque *d)
 int commy_deque_get(commy_deque *d, uint64_t index, void *out, size_t cap, size_t *out_len)
 {
     COMMY__CHECK_HANDLE(d);
+    COMMY__REMOTE(&d->h, .op = COMMY__ROP_GET, .has_index = 1, .index = index, .out = out, .cap = cap, .out_len = out_len);
     uint64_t sp;
     struct commy__chdr *c;
     int rc = commy__op_begin(&d->h, 0, &sp, &c);
@@ -343,6 +349,7 @@ int commy_deque_get(commy_deque *d, uint64_t index, void *out, size_t cap, size_
 int commy_deque_set(commy_deque *d, uint64_t index, const void *val, size_t len)
 {
     COMMY__CHECK_HANDLE(d);
+    COMMY__REMOTE(&d->h, .op = COMMY__ROP_SET, .has_index = 1, .index = index, .val = val, .vlen = len, .has_val = 1);
     int rc = check_value(d, val, len);
     if (rc) return rc;
     uint64_t sp;
@@ -362,6 +369,7 @@ int commy_deque_set(commy_deque *d, uint64_t index, const void *val, size_t len)
 int commy_deque_clear(commy_deque *d)
 {
     COMMY__CHECK_HANDLE(d);
+    COMMY__REMOTE(&d->h, .op = COMMY__ROP_CLEAR);
     uint64_t sp;
     struct commy__chdr *c;
     int rc = commy__op_begin(&d->h, 1, &sp, &c);

@@ -56,6 +56,14 @@ const char *commy_strerror(int code)
     case COMMY_EBADFREE: return "not a live allocation";
     case COMMY_ENOTSUP: return "operation not supported for this type";
     case COMMY_EJOURNAL: return "batch too large for the journal; rolled back";
+    case COMMY_EPROTO: return "protocol error";
+    case COMMY_EUNKNOWNOP: return "unknown operation";
+    case COMMY_ETOOBIG: return "message too big";
+    case COMMY_EAUTH: return "authentication failed";
+    case COMMY_EEXPIRED: return "session token expired";
+    case COMMY_EFORBIDDEN: return "operation not permitted by the token's scopes";
+    case COMMY_EDISCONNECTED: return "not connected to the server";
+    case COMMY_ELOCKED: return "locked out after too many failed logins";
     default: return "unknown error";
     }
 }

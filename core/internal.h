@@ -71,6 +71,14 @@ struct commy_alloc {
     pthread_cond_t hb_cv;
     uint32_t hb_interval_ms;
     char *path;
+    /* A remote service (client/session.c): no mapping at all; every
+     * container call is handed to these ops. NULL for a mapped segment. */
+    const struct commy__remote_ops *remote;
+    void *remote_ctx;
+    /* Local mode, after the server rotated the service file: the segment
+     * that replaced this one. Handles re-resolve their root there. */
+    _Atomic(commy_alloc *) forward;
+    atomic_uint forwarded_refs; /* references left here by handles that moved on */
 };
 
 /* Address of offset off (no check). */
@@ -323,6 +331,88 @@ int commy__roots_check(commy_alloc *a) COMMY__HIDDEN;
 int commy__root_lookup(uint64_t *out, commy_alloc *a, const char *name) COMMY__HIDDEN;
 /* Adds a root (name must be new); under an operation. */
 int commy__root_add(commy_alloc *a, const char *name, uint64_t container_off) COMMY__HIDDEN;
+
+/* ---- remote services (remote.c) ----
+ * Core knows nothing of servers: a remote commy_alloc carries a table of
+ * ops, and every container call on it is packed into a struct commy__rop and
+ * handed to ops->call, which client/session.c implements with the wire
+ * protocol. */
+enum {
+    COMMY__ROP_NONE = 0, /* an operation a remote service cannot do (borrowed pointers): ENOTSUP */
+    COMMY__ROP_GET, COMMY__ROP_SET, COMMY__ROP_PUSH, COMMY__ROP_POP, COMMY__ROP_INSERT, COMMY__ROP_REMOVE,
+    COMMY__ROP_CLEAR, COMMY__ROP_ADD, COMMY__ROP_CONTAINS, COMMY__ROP_LEN, COMMY__ROP_APPEND, COMMY__ROP_CAS,
+    COMMY__ROP_FETCH_ADD, COMMY__ROP_FIRST, COMMY__ROP_LAST, COMMY__ROP_LOWER, COMMY__ROP_UPPER,
+    COMMY__ROP_SEEK, COMMY__ROP_NEXT, COMMY__ROP_RESERVE, COMMY__ROP_CAPACITY, COMMY__ROP_POP_WAIT,
+};
+
+struct commy__rop {
+    const char *fn;       /* the public function, for messages */
+    int op;               /* COMMY__ROP_* */
+    int front;            /* deque push/pop/peek at the front */
+    int has_index;
+    uint64_t index;
+    const void *key;      /* key (maps, sets), NULL when absent */
+    size_t klen;
+    const void *val;      /* value, NULL when absent */
+    size_t vlen;
+    int has_val;
+    int64_t i1, i2;       /* cas: expected, desired; fetch_add: delta */
+    int inclusive;        /* seek */
+    int32_t timeout_ms;   /* pop_wait */
+    void *out;            /* the value out (output convention) */
+    size_t cap;
+    size_t *out_len;
+    void *kout;           /* the key out */
+    size_t kcap;
+    size_t *klen_out;
+    int *out_flag;        /* contains, add */
+    uint64_t *out_u64;    /* len, capacity */
+    int64_t *out_i64;     /* cas, fetch_add */
+    commy_cursor *cursor; /* seek, next */
+};
+
+struct commy__remote_ops {
+    /* Opens root h->name of kind h->kind with the requested types h->ktype,
+     * h->vtype (COMMY_T_ANY allowed with COMMY_OPEN_EXISTING); on success
+     * stores the actual types in h. */
+    int (*open)(void *ctx, struct commy__handle *h, uint32_t flags);
+    int (*call)(void *ctx, struct commy__handle *h, struct commy__rop *op);
+    int (*version)(void *ctx, struct commy__handle *h, uint32_t *out);
+    int (*wait)(void *ctx, struct commy__handle *h, uint32_t seen, int32_t timeout_ms);
+    /* The alloc's last reference went: the backend may free ctx. */
+    void (*release)(void *ctx);
+};
+
+/* A commy_alloc without a mapping whose containers live behind ops. label
+ * names it in messages (commy_alloc_path gives it). */
+int commy__alloc_remote(commy_alloc **out, const struct commy__remote_ops *ops, void *ctx, const char *label) COMMY__HIDDEN;
+/* Runs op on a remote handle (checks that it and its segment are open). */
+int commy__remote_call(struct commy__handle *h, struct commy__rop *op) COMMY__HIDDEN;
+/* Local mode after a rotation: handles of from re-resolve their root by
+ * name in to on their next call; new handles open in to. */
+void commy__alloc_forward(commy_alloc *from, commy_alloc *to) COMMY__HIDDEN;
+/* Drops the references that handles left on a when they moved on. */
+void commy__alloc_forget_forwarded(commy_alloc *a) COMMY__HIDDEN;
+/* Moves h to the newest segment its own forwards to (re-resolving its root
+ * by name, with the kind and type check of an open). */
+int commy__handle_follow(struct commy__handle *h) COMMY__HIDDEN;
+static inline int commy__moved(const commy_alloc *a)
+{
+    return __builtin_expect(atomic_load_explicit(&((commy_alloc *)a)->forward, memory_order_acquire) != NULL, 0);
+}
+
+/* The remote refusal of a call that needs the mapping. */
+int commy__remote_unsupported(commy_alloc *a, const char *fn) COMMY__HIDDEN;
+
+/* The first line of every container call: on a remote service, pack the
+ * call and hand it over. Costs one predictable branch on a mapped one. */
+#define COMMY__REMOTE(hp, ...)                                                   \
+    do {                                                                         \
+        if (__builtin_expect((hp)->a != NULL && (hp)->a->remote != NULL, 0)) {   \
+            struct commy__rop rop_ = {.fn = __func__, __VA_ARGS__};              \
+            return commy__remote_call((hp), &rop_);                              \
+        }                                                                        \
+    } while (0)
 
 /* Random 64 bits (getrandom). */
 uint64_t commy__random64(void) COMMY__HIDDEN;

@@ -43,36 +43,42 @@ int commy_map_types(commy_type *out_key, commy_type *out_val, commy_map *m)
 int commy_map_len(uint64_t *out, commy_map *m)
 {
     COMMY__CHECK_HANDLE(m);
+    COMMY__REMOTE(&m->h, .op = COMMY__ROP_LEN, .out_u64 = out);
     return commy__ht_len(out, &m->h);
 }
 
 int commy_map_put(commy_map *m, const void *key, size_t klen, const void *val, size_t vlen)
 {
     COMMY__CHECK_HANDLE(m);
+    COMMY__REMOTE(&m->h, .op = COMMY__ROP_SET, .key = key, .klen = klen, .val = val, .vlen = vlen, .has_val = 1);
     return commy__ht_put(NULL, &m->h, key, klen, val, vlen, 1);
 }
 
 int commy_map_get(commy_map *m, const void *key, size_t klen, void *out, size_t cap, size_t *out_len)
 {
     COMMY__CHECK_HANDLE(m);
+    COMMY__REMOTE(&m->h, .op = COMMY__ROP_GET, .key = key, .klen = klen, .out = out, .cap = cap, .out_len = out_len);
     return commy__ht_get(&m->h, key, klen, out, cap, out_len);
 }
 
 int commy_map_remove(commy_map *m, const void *key, size_t klen)
 {
     COMMY__CHECK_HANDLE(m);
+    COMMY__REMOTE(&m->h, .op = COMMY__ROP_REMOVE, .key = key, .klen = klen);
     return commy__ht_remove(&m->h, key, klen);
 }
 
 int commy_map_contains(int *out, commy_map *m, const void *key, size_t klen)
 {
     COMMY__CHECK_HANDLE(m);
+    COMMY__REMOTE(&m->h, .op = COMMY__ROP_CONTAINS, .key = key, .klen = klen, .out_flag = out);
     return commy__ht_contains(out, &m->h, key, klen);
 }
 
 int commy_map_clear(commy_map *m)
 {
     COMMY__CHECK_HANDLE(m);
+    COMMY__REMOTE(&m->h, .op = COMMY__ROP_CLEAR);
     return commy__ht_clear(&m->h);
 }
 
@@ -80,6 +86,7 @@ int commy_map_next(commy_map *m, commy_cursor *c, void *kout, size_t kcap, size_
                    size_t *vlen)
 {
     COMMY__CHECK_HANDLE(m);
+    COMMY__REMOTE(&m->h, .op = COMMY__ROP_NEXT, .cursor = c, .kout = kout, .kcap = kcap, .klen_out = klen, .out = vout, .cap = vcap, .out_len = vlen);
     return commy__ht_next(&m->h, c, kout, kcap, klen, vout, vcap, vlen);
 }
 

@@ -71,6 +71,7 @@ int commy_omap_types(commy_type *out_key, commy_type *out_val, commy_omap *m)
 int commy_omap_len(uint64_t *out, commy_omap *m)
 {
     COMMY__CHECK_HANDLE(m);
+    COMMY__REMOTE(&m->h, .op = COMMY__ROP_LEN, .out_u64 = out);
     if (out == NULL) return commy__err(COMMY_EINVAL, "commy_omap_len: out is NULL");
     uint64_t sp;
     struct commy__chdr *c;
@@ -83,6 +84,7 @@ int commy_omap_len(uint64_t *out, commy_omap *m)
 int commy_omap_put(commy_omap *m, const void *key, size_t klen, const void *val, size_t vlen)
 {
     COMMY__CHECK_HANDLE(m);
+    COMMY__REMOTE(&m->h, .op = COMMY__ROP_SET, .key = key, .klen = klen, .val = val, .vlen = vlen, .has_val = 1);
     if (val == NULL && vlen)
         return commy__err(COMMY_EINVAL, "ordered map '%s': value is NULL with length %zu", m->h.name, vlen);
     int rc = commy__value_check(m->h.vtype, val ? val : "", vlen, "value");
@@ -103,6 +105,7 @@ int commy_omap_put(commy_omap *m, const void *key, size_t klen, const void *val,
 int commy_omap_get(commy_omap *m, const void *key, size_t klen, void *out, size_t cap, size_t *out_len)
 {
     COMMY__CHECK_HANDLE(m);
+    COMMY__REMOTE(&m->h, .op = COMMY__ROP_GET, .key = key, .klen = klen, .out = out, .cap = cap, .out_len = out_len);
     uint64_t sp, leaf;
     uint32_t idx;
     struct commy__bt t;
@@ -120,6 +123,7 @@ int commy_omap_get(commy_omap *m, const void *key, size_t klen, void *out, size_
 int commy_omap_remove(commy_omap *m, const void *key, size_t klen)
 {
     COMMY__CHECK_HANDLE(m);
+    COMMY__REMOTE(&m->h, .op = COMMY__ROP_REMOVE, .key = key, .klen = klen);
     uint64_t sp;
     struct commy__bt t;
     int rc = begin(m, 1, &sp, &t);
@@ -135,6 +139,7 @@ int commy_omap_remove(commy_omap *m, const void *key, size_t klen)
 int commy_omap_contains(int *out, commy_omap *m, const void *key, size_t klen)
 {
     COMMY__CHECK_HANDLE(m);
+    COMMY__REMOTE(&m->h, .op = COMMY__ROP_CONTAINS, .key = key, .klen = klen, .out_flag = out);
     if (out == NULL) return commy__err(COMMY_EINVAL, "commy_omap_contains: out is NULL");
     uint64_t sp, leaf;
     uint32_t idx;
@@ -155,6 +160,7 @@ int commy_omap_contains(int *out, commy_omap *m, const void *key, size_t klen)
 int commy_omap_clear(commy_omap *m)
 {
     COMMY__CHECK_HANDLE(m);
+    COMMY__REMOTE(&m->h, .op = COMMY__ROP_CLEAR);
     return commy__bt_clear(&m->h, &m->layout);
 }
 
@@ -165,6 +171,7 @@ static int pick(commy_omap *m, enum pick how, const void *key, size_t klen, void
                 void *vout, size_t vcap, size_t *vlen)
 {
     COMMY__CHECK_HANDLE(m);
+    COMMY__REMOTE(&m->h, .op = COMMY__ROP_FIRST + (int)how, .key = key, .klen = klen, .kout = kout, .kcap = kcap, .klen_out = klen_out, .out = vout, .cap = vcap, .out_len = vlen);
     uint64_t sp, leaf = 0;
     uint32_t idx = 0;
     struct commy__bt t;
@@ -211,6 +218,7 @@ int commy_omap_upper_bound(commy_omap *m, const void *key, size_t klen, void *ko
 int commy_omap_seek(commy_cursor *cur, commy_omap *m, const void *key, size_t klen, int inclusive)
 {
     COMMY__CHECK_HANDLE(m);
+    COMMY__REMOTE(&m->h, .op = COMMY__ROP_SEEK, .cursor = cur, .key = key, .klen = klen, .inclusive = inclusive);
     if (cur == NULL) return commy__err(COMMY_EINVAL, "commy_omap_seek: cursor is NULL");
     uint64_t sp, leaf = 0;
     uint32_t idx = 0;
@@ -234,6 +242,7 @@ int commy_omap_next(commy_omap *m, commy_cursor *cur, void *kout, size_t kcap, s
                     size_t *vlen)
 {
     COMMY__CHECK_HANDLE(m);
+    COMMY__REMOTE(&m->h, .op = COMMY__ROP_NEXT, .cursor = cur, .kout = kout, .kcap = kcap, .klen_out = klen, .out = vout, .cap = vcap, .out_len = vlen);
     if (cur == NULL) return commy__err(COMMY_EINVAL, "commy_omap_next: cursor is NULL");
     if (cur->state == 2) return COMMY_DONE;
     if (cur->state > 2)

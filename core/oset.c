@@ -71,6 +71,7 @@ int commy_oset_type(commy_type *out, commy_oset *m)
 int commy_oset_len(uint64_t *out, commy_oset *m)
 {
     COMMY__CHECK_HANDLE(m);
+    COMMY__REMOTE(&m->h, .op = COMMY__ROP_LEN, .out_u64 = out);
     if (out == NULL) return commy__err(COMMY_EINVAL, "commy_oset_len: out is NULL");
     uint64_t sp;
     struct commy__chdr *c;
@@ -83,6 +84,7 @@ int commy_oset_len(uint64_t *out, commy_oset *m)
 int commy_oset_add(int *out_added, commy_oset *m, const void *key, size_t klen)
 {
     COMMY__CHECK_HANDLE(m);
+    COMMY__REMOTE(&m->h, .op = COMMY__ROP_ADD, .key = key, .klen = klen, .out_flag = out_added);
     uint64_t sp;
     struct commy__bt t;
     int rc = begin(m, 1, &sp, &t);
@@ -102,6 +104,7 @@ int commy_oset_add(int *out_added, commy_oset *m, const void *key, size_t klen)
 int commy_oset_remove(commy_oset *m, const void *key, size_t klen)
 {
     COMMY__CHECK_HANDLE(m);
+    COMMY__REMOTE(&m->h, .op = COMMY__ROP_REMOVE, .key = key, .klen = klen);
     uint64_t sp;
     struct commy__bt t;
     int rc = begin(m, 1, &sp, &t);
@@ -117,6 +120,7 @@ int commy_oset_remove(commy_oset *m, const void *key, size_t klen)
 int commy_oset_contains(int *out, commy_oset *m, const void *key, size_t klen)
 {
     COMMY__CHECK_HANDLE(m);
+    COMMY__REMOTE(&m->h, .op = COMMY__ROP_CONTAINS, .key = key, .klen = klen, .out_flag = out);
     if (out == NULL) return commy__err(COMMY_EINVAL, "commy_oset_contains: out is NULL");
     uint64_t sp, leaf;
     uint32_t idx;
@@ -137,6 +141,7 @@ int commy_oset_contains(int *out, commy_oset *m, const void *key, size_t klen)
 int commy_oset_clear(commy_oset *m)
 {
     COMMY__CHECK_HANDLE(m);
+    COMMY__REMOTE(&m->h, .op = COMMY__ROP_CLEAR);
     return commy__bt_clear(&m->h, &m->layout);
 }
 
@@ -146,6 +151,7 @@ enum pick { PICK_FIRST, PICK_LAST, PICK_LOWER, PICK_UPPER };
 static int pick(commy_oset *m, enum pick how, const void *key, size_t klen, void *kout, size_t kcap, size_t *klen_out)
 {
     COMMY__CHECK_HANDLE(m);
+    COMMY__REMOTE(&m->h, .op = COMMY__ROP_FIRST + (int)how, .key = key, .klen = klen, .kout = kout, .kcap = kcap, .klen_out = klen_out);
     uint64_t sp, leaf = 0;
     uint32_t idx = 0;
     struct commy__bt t;
@@ -190,6 +196,7 @@ int commy_oset_upper_bound(commy_oset *m, const void *key, size_t klen, void *ko
 int commy_oset_seek(commy_cursor *cur, commy_oset *m, const void *key, size_t klen, int inclusive)
 {
     COMMY__CHECK_HANDLE(m);
+    COMMY__REMOTE(&m->h, .op = COMMY__ROP_SEEK, .cursor = cur, .key = key, .klen = klen, .inclusive = inclusive);
     if (cur == NULL) return commy__err(COMMY_EINVAL, "commy_oset_seek: cursor is NULL");
     uint64_t sp, leaf = 0;
     uint32_t idx = 0;
@@ -212,6 +219,7 @@ int commy_oset_seek(commy_cursor *cur, commy_oset *m, const void *key, size_t kl
 int commy_oset_next(commy_oset *m, commy_cursor *cur, void *kout, size_t kcap, size_t *klen)
 {
     COMMY__CHECK_HANDLE(m);
+    COMMY__REMOTE(&m->h, .op = COMMY__ROP_NEXT, .cursor = cur, .kout = kout, .kcap = kcap, .klen_out = klen);
     if (cur == NULL) return commy__err(COMMY_EINVAL, "commy_oset_next: cursor is NULL");
     if (cur->state == 2) return COMMY_DONE;
     if (cur->state > 2)

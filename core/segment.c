@@ -88,6 +88,7 @@ int commy_alloc_reap(uint32_t *out, commy_alloc *a)
 {
     COMMY__CHECK_HANDLE(a);
     if (atomic_load(&a->closed)) return commy__err(COMMY_ECLOSED, "segment '%s' is closed", a->path);
+    if (a->remote) return commy__remote_unsupported(a, __func__);
     uint32_t live = 0;
     uint64_t now = now_ms_boot();
     for (uint32_t i = 0; i < COMMY__PROC_SLOTS; i++) {
@@ -143,6 +144,7 @@ int commy_alloc_heartbeat(commy_alloc *a)
 {
     COMMY__CHECK_HANDLE(a);
     if (atomic_load(&a->closed)) return commy__err(COMMY_ECLOSED, "segment '%s' is closed", a->path);
+    if (a->remote) return commy__remote_unsupported(a, __func__);
     if (a->readonly) return COMMY_OK;
     if (a->slot < 0 || atomic_load(&a->hdr->procs[a->slot].pid) != (uint32_t)getpid()) {
         /* Our slot was reclaimed while we were silent (or we are a forked child): take one again. */
@@ -474,6 +476,7 @@ int commy__begin(commy_alloc *a, int write, uint64_t *sp)
 {
     if (atomic_load_explicit(&a->closed, memory_order_relaxed))
         return commy__err(COMMY_ECLOSED, "segment '%s' is closed", a->path);
+    if (__builtin_expect(a->remote != NULL, 0)) return commy__remote_unsupported(a, "this call");
     if (a->readonly) {
         if (write) return commy__err(COMMY_EPERM, "segment '%s' is open read-only", a->path);
         *sp = 0;
@@ -516,6 +519,7 @@ int commy_alloc_lock(commy_alloc *a, uint32_t timeout_ms)
 {
     COMMY__CHECK_HANDLE(a);
     if (atomic_load(&a->closed)) return commy__err(COMMY_ECLOSED, "segment '%s' is closed", a->path);
+    if (a->remote) return commy__remote_unsupported(a, __func__);
     if (a->readonly) return commy__err(COMMY_EPERM, "segment '%s' is open read-only", a->path);
     if (held_by_me(a)) {
         a->depth++;
@@ -851,6 +855,7 @@ fail:
 static void release(commy_alloc *a)
 {
     if (atomic_fetch_sub(&a->refs, 1) != 1) return;
+    if (a->remote && a->remote->release) a->remote->release(a->remote_ctx);
     free(a->pending);
     unmap_file(a);
     if (a->fd >= 0) close(a->fd);
@@ -888,7 +893,7 @@ void commy_alloc_close(commy_alloc *a)
 
 void *commy_alloc_ptr(commy_alloc *a, uint64_t offset)
 {
-    if (!a || atomic_load(&a->closed)) return NULL;
+    if (!a || atomic_load(&a->closed) || a->remote) return NULL;
     refresh_size(a);
     if (offset < a->hdr->heap_off || offset >= a->size) return NULL;
     return a->base + offset;
@@ -911,6 +916,7 @@ int commy_alloc_info(commy_segment_info *out, commy_alloc *a)
     if (!out) return commy__err(COMMY_EINVAL, "commy_alloc_info: out is NULL");
     COMMY__CHECK_HANDLE(a);
     if (atomic_load(&a->closed)) return commy__err(COMMY_ECLOSED, "segment '%s' is closed", a->path);
+    if (a->remote) return commy__remote_unsupported(a, __func__);
     const struct commy__header *h = a->hdr;
     memset(out, 0, sizeof *out);
     out->layout_major = h->layout_major;
@@ -937,6 +943,7 @@ int commy_alloc_process(commy_process_info *out, commy_alloc *a, uint32_t slot)
     if (!out) return commy__err(COMMY_EINVAL, "commy_alloc_process: out is NULL");
     COMMY__CHECK_HANDLE(a);
     if (atomic_load(&a->closed)) return commy__err(COMMY_ECLOSED, "segment '%s' is closed", a->path);
+    if (a->remote) return commy__remote_unsupported(a, __func__);
     if (slot >= COMMY__PROC_SLOTS)
         return commy__err(COMMY_ERANGE, "process slot %u out of range (the table has %u)", slot, COMMY__PROC_SLOTS);
     const struct commy__proc *s = &a->hdr->procs[slot];

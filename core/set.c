@@ -44,36 +44,42 @@ int commy_set_type(commy_type *out, commy_set *s)
 int commy_set_len(uint64_t *out, commy_set *s)
 {
     COMMY__CHECK_HANDLE(s);
+    COMMY__REMOTE(&s->h, .op = COMMY__ROP_LEN, .out_u64 = out);
     return commy__ht_len(out, &s->h);
 }
 
 int commy_set_add(int *out_added, commy_set *s, const void *key, size_t klen)
 {
     COMMY__CHECK_HANDLE(s);
+    COMMY__REMOTE(&s->h, .op = COMMY__ROP_ADD, .key = key, .klen = klen, .out_flag = out_added);
     return commy__ht_put(out_added, &s->h, key, klen, NULL, 0, 0);
 }
 
 int commy_set_remove(commy_set *s, const void *key, size_t klen)
 {
     COMMY__CHECK_HANDLE(s);
+    COMMY__REMOTE(&s->h, .op = COMMY__ROP_REMOVE, .key = key, .klen = klen);
     return commy__ht_remove(&s->h, key, klen);
 }
 
 int commy_set_contains(int *out, commy_set *s, const void *key, size_t klen)
 {
     COMMY__CHECK_HANDLE(s);
+    COMMY__REMOTE(&s->h, .op = COMMY__ROP_CONTAINS, .key = key, .klen = klen, .out_flag = out);
     return commy__ht_contains(out, &s->h, key, klen);
 }
 
 int commy_set_clear(commy_set *s)
 {
     COMMY__CHECK_HANDLE(s);
+    COMMY__REMOTE(&s->h, .op = COMMY__ROP_CLEAR);
     return commy__ht_clear(&s->h);
 }
 
 int commy_set_next(commy_set *s, commy_cursor *c, void *kout, size_t kcap, size_t *klen)
 {
     COMMY__CHECK_HANDLE(s);
+    COMMY__REMOTE(&s->h, .op = COMMY__ROP_NEXT, .cursor = c, .kout = kout, .kcap = kcap, .klen_out = klen);
     return commy__ht_next(&s->h, c, kout, kcap, klen, NULL, 0, NULL);
 }
 

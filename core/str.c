@@ -137,6 +137,7 @@ int commy_str_len(uint64_t *out, commy_str *s)
 {
     if (out == NULL) return commy__err(COMMY_EINVAL, "commy_str_len: out is NULL");
     COMMY__CHECK_HANDLE(s);
+    COMMY__REMOTE(&s->h, .op = COMMY__ROP_LEN, .out_u64 = out);
     uint64_t sp;
     struct commy__chdr *c;
     int rc = commy__op_begin(&s->h, 0, &sp, &c);
@@ -148,6 +149,7 @@ int commy_str_len(uint64_t *out, commy_str *s)
 int commy_str_set(commy_str *s, const char *utf8, size_t len)
 {
     COMMY__CHECK_HANDLE(s);
+    COMMY__REMOTE(&s->h, .op = COMMY__ROP_SET, .val = utf8, .vlen = len, .has_val = 1);
     int rc = check_text(s, utf8, len);
     if (rc) return rc;
     uint64_t sp, old = 0;
@@ -170,6 +172,7 @@ int commy_str_set(commy_str *s, const char *utf8, size_t len)
 int commy_str_append(commy_str *s, const char *utf8, size_t len)
 {
     COMMY__CHECK_HANDLE(s);
+    COMMY__REMOTE(&s->h, .op = COMMY__ROP_APPEND, .val = utf8, .vlen = len, .has_val = 1);
     int rc = check_text(s, utf8, len);
     if (rc) return rc;
     uint64_t sp, old = 0;
@@ -200,6 +203,7 @@ int commy_str_append(commy_str *s, const char *utf8, size_t len)
 int commy_str_get(commy_str *s, char *out, size_t cap, size_t *out_len)
 {
     COMMY__CHECK_HANDLE(s);
+    COMMY__REMOTE(&s->h, .op = COMMY__ROP_GET, .out = out, .cap = cap, .out_len = out_len);
     uint64_t sp;
     struct commy__chdr *c;
     int rc = commy__op_begin(&s->h, 0, &sp, &c);
@@ -222,6 +226,7 @@ int commy_str_borrow(const char **out, size_t *out_len, commy_str *s)
 {
     if (out == NULL || out_len == NULL) return commy__err(COMMY_EINVAL, "commy_str_borrow: out or out_len is NULL");
     COMMY__CHECK_HANDLE(s);
+    COMMY__REMOTE(&s->h, .op = COMMY__ROP_NONE);
     uint64_t sp;
     struct commy__chdr *c;
     int rc = commy__op_begin(&s->h, 0, &sp, &c);
@@ -234,6 +239,7 @@ int commy_str_borrow(const char **out, size_t *out_len, commy_str *s)
 int commy_str_clear(commy_str *s)
 {
     COMMY__CHECK_HANDLE(s);
+    COMMY__REMOTE(&s->h, .op = COMMY__ROP_CLEAR);
     uint64_t sp;
     struct commy__chdr *c;
     int rc = commy__op_begin(&s->h, 1, &sp, &c);

@@ -217,6 +217,7 @@ int commy_vec_len(uint64_t *out, commy_vec *v)
 {
     if (out == NULL) return commy__err(COMMY_EINVAL, "commy_vec_len: out is NULL");
     COMMY__CHECK_HANDLE(v);
+    COMMY__REMOTE(&v->h, .op = COMMY__ROP_LEN, .out_u64 = out);
     uint64_t sp;
     struct commy__chdr *c;
     int rc = commy__op_begin(&v->h, 0, &sp, &c);
@@ -229,6 +230,7 @@ int commy_vec_capacity(uint64_t *out, commy_vec *v)
 {
     if (out == NULL) return commy__err(COMMY_EINVAL, "commy_vec_capacity: out is NULL");
     COMMY__CHECK_HANDLE(v);
+    COMMY__REMOTE(&v->h, .op = COMMY__ROP_CAPACITY, .out_u64 = out);
     uint64_t sp;
     struct commy__chdr *c;
     int rc = commy__op_begin(&v->h, 0, &sp, &c);
@@ -240,6 +242,7 @@ int commy_vec_capacity(uint64_t *out, commy_vec *v)
 int commy_vec_push(commy_vec *v, const void *val, size_t len)
 {
     COMMY__CHECK_HANDLE(v);
+    COMMY__REMOTE(&v->h, .op = COMMY__ROP_PUSH, .val = val, .vlen = len, .has_val = 1);
     int rc = check_value(v, val, len);
     if (rc) return rc;
     uint64_t sp, old = 0;
@@ -258,6 +261,7 @@ int commy_vec_push(commy_vec *v, const void *val, size_t len)
 int commy_vec_pop(commy_vec *v, void *out, size_t cap, size_t *out_len)
 {
     COMMY__CHECK_HANDLE(v);
+    COMMY__REMOTE(&v->h, .op = COMMY__ROP_POP, .out = out, .cap = cap, .out_len = out_len);
     uint64_t sp;
     struct commy__chdr *c;
     int rc = commy__op_begin(&v->h, 1, &sp, &c);
@@ -275,6 +279,7 @@ int commy_vec_pop(commy_vec *v, void *out, size_t cap, size_t *out_len)
 int commy_vec_get(commy_vec *v, uint64_t index, void *out, size_t cap, size_t *out_len)
 {
     COMMY__CHECK_HANDLE(v);
+    COMMY__REMOTE(&v->h, .op = COMMY__ROP_GET, .has_index = 1, .index = index, .out = out, .cap = cap, .out_len = out_len);
     uint64_t sp;
     struct commy__chdr *c;
     int rc = commy__op_begin(&v->h, 0, &sp, &c);
@@ -289,6 +294,7 @@ int commy_vec_get(commy_vec *v, uint64_t index, void *out, size_t cap, size_t *o
 int commy_vec_set(commy_vec *v, uint64_t index, const void *val, size_t len)
 {
     COMMY__CHECK_HANDLE(v);
+    COMMY__REMOTE(&v->h, .op = COMMY__ROP_SET, .has_index = 1, .index = index, .val = val, .vlen = len, .has_val = 1);
     int rc = check_value(v, val, len);
     if (rc) return rc;
     uint64_t sp;
@@ -308,6 +314,7 @@ int commy_vec_set(commy_vec *v, uint64_t index, const void *val, size_t len)
 int commy_vec_insert(commy_vec *v, uint64_t index, const void *val, size_t len)
 {
     COMMY__CHECK_HANDLE(v);
+    COMMY__REMOTE(&v->h, .op = COMMY__ROP_INSERT, .has_index = 1, .index = index, .val = val, .vlen = len, .has_val = 1);
     int rc = check_value(v, val, len);
     if (rc) return rc;
     uint64_t sp, old = 0;
@@ -338,6 +345,7 @@ int commy_vec_insert(commy_vec *v, uint64_t index, const void *val, size_t len)
 int commy_vec_remove(commy_vec *v, uint64_t index)
 {
     COMMY__CHECK_HANDLE(v);
+    COMMY__REMOTE(&v->h, .op = COMMY__ROP_REMOVE, .has_index = 1, .index = index);
     uint64_t sp, old = 0;
     struct commy__chdr *c;
     int rc = commy__op_begin(&v->h, 1, &sp, &c);
@@ -365,6 +373,7 @@ int commy_vec_remove(commy_vec *v, uint64_t index)
 int commy_vec_reserve(commy_vec *v, uint64_t want)
 {
     COMMY__CHECK_HANDLE(v);
+    COMMY__REMOTE(&v->h, .op = COMMY__ROP_RESERVE, .index = want);
     uint64_t sp, old = 0;
     struct commy__chdr *c;
     int rc = commy__op_begin(&v->h, 1, &sp, &c);
@@ -381,6 +390,7 @@ int commy_vec_reserve(commy_vec *v, uint64_t want)
 int commy_vec_clear(commy_vec *v)
 {
     COMMY__CHECK_HANDLE(v);
+    COMMY__REMOTE(&v->h, .op = COMMY__ROP_CLEAR);
     uint64_t sp;
     struct commy__chdr *c;
     int rc = commy__op_begin(&v->h, 1, &sp, &c);
@@ -405,6 +415,7 @@ int commy_vec_data(void **out, uint64_t *out_len, commy_vec *v)
 {
     if (out == NULL || out_len == NULL) return commy__err(COMMY_EINVAL, "commy_vec_data: out or out_len is NULL");
     COMMY__CHECK_HANDLE(v);
+    COMMY__REMOTE(&v->h, .op = COMMY__ROP_NONE);
     if (commy__is_var(v->h.ktype))
         return commy__err(COMMY_ENOTSUP, "vec '%s' holds variable-length elements, which are not contiguous; read "
                           "them with commy_vec_get", v->h.name);

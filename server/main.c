@@ -797,7 +797,7 @@ static int dispatch(reply *rp, conn *c, const commy_wire_request *r)
     if ((i = open_index(c, r->service)) < 0)
         return fail(rp, COMMY_ENOTFOUND, "service '%s' is not open on this connection (open_service first)", r->service);
     service *s = c->opens[i].svc;
-    int writes = srv_ops_writes(r->op);
+    int writes = srv_ops_request_writes(s->alloc, r);
     if (!allowed(c, writes ? "write" : "read", s->name))
         return fail(rp, COMMY_WIRE_EFORBIDDEN, "%s on '%s' needs the %s permission", r->op_name, s->name,
                     writes ? "write" : "read");

@@ -201,7 +201,55 @@ int srv_var_snapshot(cJSON *fields, srv_var *v)
 int srv_ops_writes(commy_wire_op op)
 {
     return op == COMMY_WIRE_OP_SET || op == COMMY_WIRE_OP_PUSH || op == COMMY_WIRE_OP_POP || op == COMMY_WIRE_OP_ADD ||
-           op == COMMY_WIRE_OP_REMOVE;
+           op == COMMY_WIRE_OP_REMOVE || op == COMMY_WIRE_OP_CLEAR || op == COMMY_WIRE_OP_INSERT ||
+           op == COMMY_WIRE_OP_APPEND || op == COMMY_WIRE_OP_CAS || op == COMMY_WIRE_OP_FETCH_ADD;
+}
+
+int srv_ops_request_writes(commy_alloc *a, const commy_wire_request *r)
+{
+    if (r->op != COMMY_WIRE_OP_DECLARE) return srv_ops_writes(r->op);
+    /* declaring an existing variable only reads; creating one writes */
+    commy_root_info info;
+    return !r->existing && commy_root_find(&info, a, r->var) == COMMY_ENOTFOUND;
+}
+
+static int type_json(cJSON *obj, const char *key, commy_type t)
+{
+    char name[24];
+    return cJSON_AddStringToObject(obj, key, commy_type_name(name, sizeof name, t)) ? COMMY_OK : COMMY_ENOMEM;
+}
+
+/* declare: open (or create) a variable with the core's own kind and type
+ * check, so a remote commy_<kind>_open fails exactly as a local one. */
+static int declare(cJSON **result, commy_alloc *a, const commy_wire_request *r, char *msg, size_t cap)
+{
+    srv_var v;
+    uint32_t flags = r->existing ? COMMY_OPEN_EXISTING : r->excl ? COMMY_OPEN_EXCL : 0;
+    commy_type kt = r->kind == COMMY_KIND_STR ? COMMY_T_ANY : r->has_key_type ? r->key_type : COMMY_T_ANY;
+    commy_type vt = r->has_value_type ? r->value_type : COMMY_T_ANY;
+    int rc = open_kind(&v, a, r->var, r->kind, kt, vt, flags);
+    if (rc) return core_fail(msg, cap, rc);
+    uint32_t ver = 0;
+    cJSON *res = cJSON_CreateObject();
+    rc = res ? srv_var_version(&ver, &v) : COMMY_ENOMEM;
+    if (!rc && !cJSON_AddStringToObject(res, "kind", commy_kind_name(v.kind))) rc = COMMY_ENOMEM;
+    if (!rc && v.kind != COMMY_KIND_STR) rc = type_json(res, "key_type", v.kt);
+    if (!rc && (v.kind == COMMY_KIND_MAP || v.kind == COMMY_KIND_OMAP)) rc = type_json(res, "value_type", v.vt);
+    if (!rc && !cJSON_AddNumberToObject(res, "version", ver)) rc = COMMY_ENOMEM;
+    srv_var_close(&v);
+    if (rc) {
+        cJSON_Delete(res);
+        return say(msg, cap, rc, "out of memory");
+    }
+    *result = res;
+    return COMMY_OK;
+}
+
+static cJSON *i64_json(int64_t x)
+{
+    char s[24];
+    snprintf(s, sizeof s, "%" PRId64, x);
+    return cJSON_CreateString(s);
 }
 
 static int check_type(const commy_wire_value *val, commy_type want, const char *what, char *msg, size_t cap)
@@ -250,15 +298,24 @@ static int need(int present, const char *what, const commy_wire_request *r, cons
 
 static int range(cJSON *res, srv_var *v, const commy_wire_request *r, char *msg, size_t cap)
 {
-    if (v->kind != COMMY_KIND_OMAP && v->kind != COMMY_KIND_OSET)
-        return say(msg, cap, COMMY_ENOTSUP, "range works on omap and oset, not %s", commy_kind_name(v->kind));
+    int ordered = v->kind == COMMY_KIND_OMAP || v->kind == COMMY_KIND_OSET;
+    int hashed = v->kind == COMMY_KIND_MAP || v->kind == COMMY_KIND_SET;
+    int pairs = v->kind == COMMY_KIND_OMAP || v->kind == COMMY_KIND_MAP;
+    if (!ordered && !hashed)
+        return say(msg, cap, COMMY_ENOTSUP, "range works on maps and sets, not %s", commy_kind_name(v->kind));
     int rc;
+    if (r->has_from && !ordered) return say(msg, cap, COMMY_EINVAL, "\"from\" needs an ordered kind (omap, oset)");
     if (r->has_from && (rc = check_type(&r->from, v->kt, "\"from\" key", msg, cap))) return rc;
     commy_cursor c = COMMY_CURSOR_INIT;
     const void *from = r->has_from ? r->from.data : NULL;
     size_t flen = r->has_from ? r->from.len : 0;
-    rc = v->kind == COMMY_KIND_OMAP ? commy_omap_seek(&c, v->h, from, flen, 1) : commy_oset_seek(&c, v->h, from, flen, 1);
+    uint32_t ver = 0;
+    if ((rc = srv_var_version(&ver, v))) return core_fail(msg, cap, rc);
+    cJSON_AddNumberToObject(res, "version", ver);
+    rc = v->kind == COMMY_KIND_OMAP ? commy_omap_seek(&c, v->h, from, flen, 1)
+       : v->kind == COMMY_KIND_OSET ? commy_oset_seek(&c, v->h, from, flen, 1) : COMMY_OK;
     if (rc) return core_fail(msg, cap, rc);
+    uint64_t skip = r->skip;
     cJSON *entries = cJSON_AddArrayToObject(res, "entries");
     buf k = {0}, val = {0};
     if (buf_grow(&k, 256) || buf_grow(&val, 256)) rc = COMMY_ENOMEM;
@@ -267,16 +324,25 @@ static int range(cJSON *res, srv_var *v, const commy_wire_request *r, char *msg,
     while (rc == COMMY_OK) {
         if (v->kind == COMMY_KIND_OMAP)
             WITH_BUF2(k, val, rc, commy_omap_next(v->h, &c, k.p, k.cap, &k.len, val.p, val.cap, &val.len));
+        else if (v->kind == COMMY_KIND_MAP)
+            WITH_BUF2(k, val, rc, commy_map_next(v->h, &c, k.p, k.cap, &k.len, val.p, val.cap, &val.len));
+        else if (v->kind == COMMY_KIND_SET)
+            WITH_BUF(k, rc, commy_set_next(v->h, &c, k.p, k.cap, &k.len));
         else
             WITH_BUF(k, rc, commy_oset_next(v->h, &c, k.p, k.cap, &k.len));
         if (rc != COMMY_ROW) break;
+        if (skip) {
+            skip--;
+            rc = COMMY_OK;
+            continue;
+        }
         if (n == r->limit) {
             more = 1;
             rc = COMMY_DONE;
             break;
         }
         cJSON *kj = commy_wire_value_to_json(v->kt, k.p, k.len);
-        if (v->kind == COMMY_KIND_OMAP) {
+        if (pairs) {
             cJSON *pair = cJSON_CreateArray();
             cJSON_AddItemToArray(pair, kj);
             cJSON_AddItemToArray(pair, commy_wire_value_to_json(v->vt, val.p, val.len));
@@ -297,6 +363,7 @@ static int range(cJSON *res, srv_var *v, const commy_wire_request *r, char *msg,
 int srv_ops_apply(cJSON **result, commy_alloc *a, const commy_wire_request *r, char *msg, size_t cap)
 {
     *result = NULL;
+    if (r->op == COMMY_WIRE_OP_DECLARE) return declare(result, a, r, msg, cap);
     srv_var v;
     int rc = open_for(&v, a, r, msg, cap);
     if (rc) return rc;
@@ -321,7 +388,10 @@ int srv_ops_apply(cJSON **result, commy_alloc *a, const commy_wire_request *r, c
     case COMMY_WIRE_OP_GET:
         if (kind == COMMY_KIND_BOX) WITH_BUF(b, rc, commy_box_get(v.h, b.p, b.cap, &b.len));
         else if (kind == COMMY_KIND_STR) WITH_BUF(b, rc, commy_str_get(v.h, (char *)b.p, b.cap, &b.len));
-        else if (indexed) {
+        else if (kind == COMMY_KIND_DEQUE && !r->has_index && r->has_end) {
+            if (r->front) WITH_BUF(b, rc, commy_deque_front(v.h, b.p, b.cap, &b.len));
+            else WITH_BUF(b, rc, commy_deque_back(v.h, b.p, b.cap, &b.len));
+        } else if (indexed) {
             if ((rc = need(r->has_index, "an \"index\"", r, &v, msg, cap))) goto out;
             if (kind == COMMY_KIND_VEC) WITH_BUF(b, rc, commy_vec_get(v.h, r->index, b.p, b.cap, &b.len));
             else WITH_BUF(b, rc, commy_deque_get(v.h, r->index, b.p, b.cap, &b.len));
@@ -419,6 +489,34 @@ int srv_ops_apply(cJSON **result, commy_alloc *a, const commy_wire_request *r, c
     case COMMY_WIRE_OP_RANGE:
         rc = range(res, &v, r, msg, cap);
         goto out;
+    case COMMY_WIRE_OP_CLEAR:
+        switch (kind) {
+        case COMMY_KIND_VEC: rc = commy_vec_clear(v.h); break;
+        case COMMY_KIND_STR: rc = commy_str_clear(v.h); break;
+        case COMMY_KIND_DEQUE: rc = commy_deque_clear(v.h); break;
+        case COMMY_KIND_MAP: rc = commy_map_clear(v.h); break;
+        case COMMY_KIND_SET: rc = commy_set_clear(v.h); break;
+        case COMMY_KIND_OMAP: rc = commy_omap_clear(v.h); break;
+        case COMMY_KIND_OSET: rc = commy_oset_clear(v.h); break;
+        default: rc = say(msg, cap, COMMY_ENOTSUP, "clear does not apply to a box: set it"); goto out;
+        }
+        break;
+    case COMMY_WIRE_OP_INSERT:
+        if (kind != COMMY_KIND_VEC) { rc = say(msg, cap, COMMY_ENOTSUP, "insert applies to vec, not %s", commy_kind_name(kind)); goto out; }
+        rc = commy_vec_insert(v.h, r->index, r->value.data, r->value.len);
+        break;
+    case COMMY_WIRE_OP_APPEND:
+        if (kind != COMMY_KIND_STR) { rc = say(msg, cap, COMMY_ENOTSUP, "append applies to str, not %s", commy_kind_name(kind)); goto out; }
+        rc = commy_str_append(v.h, (const char *)r->value.data, r->value.len);
+        break;
+    case COMMY_WIRE_OP_CAS: case COMMY_WIRE_OP_FETCH_ADD: {
+        if (kind != COMMY_KIND_BOX) { rc = say(msg, cap, COMMY_ENOTSUP, "%s applies to an integer box, not %s", r->op_name, commy_kind_name(kind)); goto out; }
+        int64_t old = 0;
+        rc = r->op == COMMY_WIRE_OP_CAS ? commy_box_cas(&old, v.h, r->expected, r->desired)
+                                        : commy_box_fetch_add(&old, v.h, r->delta);
+        if (!rc) cJSON_AddItemToObject(res, "old", i64_json(old));
+        break;
+    }
     default:
         rc = say(msg, cap, COMMY_EINVAL, "%s is not a variable operation", r->op_name);
         goto out;

@@ -35,6 +35,8 @@ int srv_state_apply(int *changed, commy_alloc *a, const char *name, const cJSON 
 int srv_ops_apply(cJSON **result, commy_alloc *a, const commy_wire_request *r, char *msg, size_t cap);
 /* 1 if the op writes. */
 int srv_ops_writes(commy_wire_op op);
+/* 1 if the request needs the write permission on a (declare: when it creates). */
+int srv_ops_request_writes(commy_alloc *a, const commy_wire_request *r);
 /* Copies every root of src into dst (empty), root by root, with the C API. */
 int srv_ops_copy(commy_alloc *dst, commy_alloc *src, char *msg, size_t cap);
 

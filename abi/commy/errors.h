@@ -30,6 +30,15 @@
 #define COMMY_EBADFREE -19    /* free of an offset that is not a live allocation (double free, wild offset) */
 #define COMMY_ENOTSUP -20     /* an operation the container's type does not support */
 #define COMMY_EJOURNAL -21    /* a batch grew beyond the journal: it was rolled back */
+/* commy-server and commy_session (docs/protocol.md) */
+#define COMMY_EPROTO -22        /* a frame that breaks the protocol (bad JSON, wrong version, binary frame) */
+#define COMMY_EUNKNOWNOP -23    /* a request naming no operation the server knows */
+#define COMMY_ETOOBIG -24       /* a frame larger than the server's message limit */
+#define COMMY_EAUTH -25         /* authentication failed, or a request before authenticating */
+#define COMMY_EEXPIRED -26      /* the session token expired: authenticate again */
+#define COMMY_EFORBIDDEN -27    /* the token's permissions do not allow the operation */
+#define COMMY_EDISCONNECTED -28 /* the session has no connection to the server (it may be reconnecting) */
+#define COMMY_ELOCKED -29       /* too many failed logins: the credentials are locked out for a while */
 
 /* The last failure on the calling thread. */
 typedef struct commy_error {

@@ -1,0 +1,734 @@
+/* commy_session_* end to end: a real commy-server on loopback, started by
+ * this test (a fresh data root, a self-signed certificate made with the
+ * openssl tool, API keys hashed by commy-server --hash-key), driven only
+ * through the public C ABI.
+ * usage: test_session PATH/TO/commy-server [test names...] */
+#include "harness.h"
+
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *server_bin;
+static char dir[512], cert[600], config[600], url[64];
+static int port;
+static pid_t server_pid;
+
+static void run(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    REQUIRE(system(cmd) == 0);
+}
+
+static void hash_key(char *out, size_t cap, const char *secret)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' --hash-key '%s'", server_bin, secret);
+    FILE *p = popen(cmd, "r");
+    REQUIRE(p && fgets(out, (int)cap, p));
+    pclose(p);
+    out[strcspn(out, "\n")] = '\0';
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t l = sizeof a;
+    REQUIRE(bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &l) == 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int port_open(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void server_start(void)
+{
+    char log[700];
+    snprintf(log, sizeof log, "%s/server.log", dir);
+    server_pid = fork();
+    REQUIRE(server_pid >= 0);
+    if (server_pid == 0) {
+        freopen(log, "a", stderr);
+        freopen("/dev/null", "w", stdout);
+        execl(server_bin, server_bin, "--config", config, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 400 && !port_open(); i++) sleep_ms(25);
+    REQUIRE(port_open());
+}
+
+static void server_stop(void)
+{
+    int st = 0;
+    kill(server_pid, SIGTERM);
+    waitpid(server_pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void setup(void)
+{
+    snprintf(dir, sizeof dir, "%s", harness_dir());
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout '%s/key.pem' -out '%s' "
+        "-days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1", dir, cert);
+    static const char *const keys[][3] = {
+        {"admin", "[\"read\",\"write\",\"admin\"]", "root"},
+        {"alice", "[\"read\",\"write\"]", "alice"},
+        {"bob", "[\"read\",\"write\"]", "bob"},
+        {"reader", "[\"read\"]", "reader"},
+    };
+    char keyjson[4096] = "";
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        char secret[64], hash[256];
+        snprintf(secret, sizeof secret, "s3cret-%s", keys[i][0]);
+        hash_key(hash, sizeof hash, secret);
+        size_t n = strlen(keyjson);
+        snprintf(keyjson + n, sizeof keyjson - n, "%s{\"id\":\"%s\",\"hash\":\"%s\",\"scopes\":%s,\"client_id\":\"%s\"}",
+                 i ? "," : "", keys[i][0], hash, keys[i][1], keys[i][2]);
+    }
+    port = free_port();
+    snprintf(url, sizeof url, "wss://127.0.0.1:%d", port);
+    snprintf(config, sizeof config, "%s/config.json", dir);
+    FILE *f = fopen(config, "w");
+    REQUIRE(f);
+    fprintf(f,
+            "{\"listen\":{\"address\":\"127.0.0.1\",\"port\":%d},\"tls\":{\"cert\":\"%s\",\"key\":\"%s/key.pem\"},"
+            "\"data_root\":\"%s/data\",\"limits\":{\"ping_interval_s\":5,\"stall_timeout_s\":5},"
+            "\"tenants\":[{\"name\":\"acme\",\"auth\":{\"mode\":\"server_managed\",\"token_lifetime_s\":3600,"
+            "\"api_keys\":[%s]},\"services\":[{\"name\":\"a\"},{\"name\":\"b\"},{\"name\":\"keep\",\"persistent\":true}]}]}",
+            port, cert, dir, dir, keyjson);
+    fclose(f);
+    server_start();
+}
+
+static commy_session *connect_as(const char *key)
+{
+    commy_session_options o;
+    commy_session_options_init(&o);
+    o.ca_file = cert;
+    o.reconnect_max_ms = 400;
+    commy_session *s = NULL;
+    int rc = commy_session_connect(&s, url, &o);
+    if (rc) fprintf(stderr, "connect: %s\n", commy_error_last()->message);
+    REQUIRE(rc == COMMY_OK);
+    if (key) {
+        char k[128];
+        snprintf(k, sizeof k, "%s.s3cret-%s", key, key);
+        CHECK_OK(commy_session_authenticate(s, "acme", k));
+    }
+    return s;
+}
+
+static commy_service *open_svc(commy_session *s, const char *name, int mode, commy_alloc **a)
+{
+    commy_service *svc = NULL;
+    int rc = commy_session_open_service(&svc, s, name, mode);
+    if (rc) fprintf(stderr, "open_service: %s\n", commy_error_last()->message);
+    REQUIRE(rc == COMMY_OK);
+    REQUIRE(commy_service_alloc(a, svc) == COMMY_OK);
+    return svc;
+}
+
+/* ---- connect and authenticate ---- */
+
+static void test_auth(void)
+{
+    commy_session *s = NULL;
+    commy_session_options o;
+    commy_session_options_init(&o);
+    o.ca_file = cert;
+    /* nobody listens there */
+    char bad[64];
+    snprintf(bad, sizeof bad, "wss://127.0.0.1:%d", free_port());
+    CHECK_RC(commy_session_connect(&s, bad, &o), COMMY_EDISCONNECTED);
+    CHECK(s == NULL);
+    CHECK_RC(commy_session_connect(&s, "http://x", &o), COMMY_EINVAL);
+    /* a CA that did not sign the server's certificate */
+    char other[700];
+    snprintf(other, sizeof other, "%s/other.pem", dir);
+    run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout '%s/other.key' -out '%s' "
+        "-days 2 -subj /CN=other >/dev/null 2>&1", dir, other);
+    o.ca_file = other;
+    CHECK_RC(commy_session_connect(&s, url, &o), COMMY_EDISCONNECTED);
+
+    s = connect_as(NULL);
+    CHECK_RC(commy_session_authenticate(s, "acme", "admin.wrong"), COMMY_EAUTH);
+    CHECK(strstr(commy_error_last()->message, "authentication failed") != NULL);
+    CHECK_RC(commy_session_authenticate(s, "nope", "admin.s3cret-admin"), COMMY_EAUTH);
+    commy_service *svc;
+    CHECK_RC(commy_session_open_service(&svc, s, "a", COMMY_SERVICE_REMOTE), COMMY_EAUTH);
+    char tok[300];
+    CHECK_RC(commy_session_token(s, tok, sizeof tok, NULL, NULL), COMMY_ENOTFOUND);
+    CHECK_OK(commy_session_authenticate(s, "acme", "alice.s3cret-alice"));
+    size_t n = 0;
+    int64_t exp = 0;
+    CHECK_OK(commy_session_token(s, tok, sizeof tok, &n, &exp));
+    CHECK(n == 64 && exp > (int64_t)time(NULL));
+    CHECK_RC(commy_session_token(s, tok, 10, &n, NULL), COMMY_ETOOSMALL);
+    char id[64];
+    CHECK_OK(commy_session_client_id(s, id, sizeof id, NULL));
+    CHECK(strcmp(id, "alice") == 0);
+    CHECK(commy_session_connected(s) == 1);
+    /* a second session resumes with the token */
+    CHECK_OK(commy_session_token(s, tok, sizeof tok, NULL, NULL));
+    commy_session *s2 = connect_as(NULL);
+    CHECK_OK(commy_session_authenticate_token(s2, "acme", tok));
+    CHECK_OK(commy_session_client_id(s2, id, sizeof id, NULL));
+    CHECK(strcmp(id, "alice") == 0);
+    commy_session_close(s2);
+    commy_session_close(s);
+    commy_session_close(NULL);
+}
+
+/* ---- remote: every kind through the ordinary calls ---- */
+
+static void test_remote_kinds(void)
+{
+    commy_session *s = connect_as("admin");
+    commy_alloc *a;
+    commy_service *svc = open_svc(s, "a", COMMY_SERVICE_REMOTE, &a);
+    CHECK(commy_service_mode(svc) == COMMY_SERVICE_REMOTE);
+
+    /* box */
+    commy_box *b;
+    CHECK_OK(commy_box_open(&b, a, "n", COMMY_T_I64, 0));
+    int64_t v = 41, got = 0, old = 0;
+    size_t len = 0;
+    CHECK_OK(commy_box_set(b, &v, sizeof v));
+    CHECK_OK(commy_box_get(b, &got, sizeof got, &len));
+    CHECK(got == 41 && len == 8);
+    CHECK_RC(commy_box_get(b, &got, 4, &len), COMMY_ETOOSMALL);
+    CHECK_OK(commy_box_fetch_add(&old, b, 1));
+    CHECK(old == 41);
+    CHECK_OK(commy_box_cas(&old, b, 42, 100));
+    CHECK(old == 42);
+    CHECK_OK(commy_box_cas(&old, b, 42, 7));
+    CHECK(old == 100);
+    commy_type t = 0;
+    CHECK_OK(commy_box_type(&t, b));
+    CHECK(t == COMMY_T_I64);
+    /* the type check of an open, done by the server's core */
+    commy_box *wrong;
+    CHECK_RC(commy_box_open(&wrong, a, "n", COMMY_T_U8, 0), COMMY_ETYPE);
+    CHECK(strstr(commy_error_last()->message, "i64") != NULL);
+    commy_vec *wv;
+    CHECK_RC(commy_vec_open(&wv, a, "n", COMMY_T_I64, 0), COMMY_ETYPE);
+    commy_box *any;
+    CHECK_OK(commy_box_open(&any, a, "n", COMMY_T_ANY, COMMY_OPEN_EXISTING));
+    CHECK_OK(commy_box_type(&t, any));
+    CHECK(t == COMMY_T_I64);
+    commy_box_close(any);
+    CHECK_RC(commy_box_open(&any, a, "missing", COMMY_T_ANY, COMMY_OPEN_EXISTING), COMMY_ENOTFOUND);
+    CHECK_RC(commy_box_open(&any, a, "n", COMMY_T_I64, COMMY_OPEN_EXCL), COMMY_EEXISTS);
+    commy_box *f;
+    CHECK_OK(commy_box_open(&f, a, "f", COMMY_T_F64, 0));
+    double d = -0.0, dg = 1;
+    CHECK_OK(commy_box_set(f, &d, sizeof d));
+    CHECK_OK(commy_box_get(f, &dg, sizeof dg, NULL));
+    CHECK(dg == 0 && signbit(dg));
+    CHECK_RC(commy_box_fetch_add(&old, f, 1), COMMY_ENOTSUP);
+    commy_box_close(f);
+
+    /* vec */
+    commy_vec *vec;
+    CHECK_OK(commy_vec_open(&vec, a, "v", COMMY_T_U32, 0));
+    for (uint32_t i = 0; i < 5; i++) CHECK_OK(commy_vec_push(vec, &i, sizeof i));
+    uint64_t n = 0;
+    CHECK_OK(commy_vec_len(&n, vec));
+    CHECK(n == 5);
+    uint32_t x = 0, nine = 9;
+    CHECK_OK(commy_vec_get(vec, 3, &x, sizeof x, NULL));
+    CHECK(x == 3);
+    CHECK_OK(commy_vec_set(vec, 3, &nine, sizeof nine));
+    CHECK_OK(commy_vec_insert(vec, 0, &nine, sizeof nine));
+    CHECK_OK(commy_vec_get(vec, 4, &x, sizeof x, NULL));
+    CHECK(x == 9);
+    CHECK_OK(commy_vec_remove(vec, 0));
+    CHECK_OK(commy_vec_pop(vec, &x, sizeof x, NULL));
+    CHECK(x == 4);
+    CHECK_RC(commy_vec_get(vec, 99, &x, sizeof x, NULL), COMMY_ERANGE);
+    CHECK_RC(commy_vec_push(vec, &v, sizeof v), COMMY_EINVAL); /* 8 bytes into a u32 vec */
+    void *data;
+    CHECK_RC(commy_vec_data(&data, &n, vec), COMMY_ENOTSUP);
+    CHECK(strstr(commy_error_last()->message, "remote") != NULL);
+    CHECK_OK(commy_vec_clear(vec));
+    CHECK_OK(commy_vec_len(&n, vec));
+    CHECK(n == 0);
+    CHECK_RC(commy_vec_pop(vec, &x, sizeof x, NULL), COMMY_EEMPTY);
+    commy_vec_close(vec);
+
+    /* str */
+    commy_str *str;
+    CHECK_OK(commy_str_open(&str, a, "s", 0));
+    CHECK_OK(commy_str_set(str, "héllo", strlen("héllo")));
+    CHECK_OK(commy_str_append(str, " world", 6));
+    char buf[64];
+    CHECK_OK(commy_str_get(str, buf, sizeof buf, &len));
+    CHECK(len == strlen("héllo world") && strcmp(buf, "héllo world") == 0);
+    CHECK_OK(commy_str_len(&n, str));
+    CHECK(n == len);
+    CHECK_RC(commy_str_set(str, "\xff", 1), COMMY_EUTF8);
+    const char *borrowed;
+    CHECK_RC(commy_str_borrow(&borrowed, &len, str), COMMY_ENOTSUP);
+    commy_str_close(str);
+
+    /* deque */
+    commy_deque *dq;
+    CHECK_OK(commy_deque_open(&dq, a, "d", COMMY_T_I32, 0));
+    int32_t i1 = 1, i2 = 2, i3 = 3, o = 0;
+    CHECK_OK(commy_deque_push_back(dq, &i2, sizeof i2));
+    CHECK_OK(commy_deque_push_front(dq, &i1, sizeof i1));
+    CHECK_OK(commy_deque_push_back(dq, &i3, sizeof i3));
+    CHECK_OK(commy_deque_front(dq, &o, sizeof o, NULL));
+    CHECK(o == 1);
+    CHECK_OK(commy_deque_back(dq, &o, sizeof o, NULL));
+    CHECK(o == 3);
+    CHECK_OK(commy_deque_get(dq, 1, &o, sizeof o, NULL));
+    CHECK(o == 2);
+    CHECK_OK(commy_deque_pop_front(dq, &o, sizeof o, NULL));
+    CHECK(o == 1);
+    CHECK_OK(commy_deque_pop_back(dq, &o, sizeof o, NULL));
+    CHECK(o == 3);
+    CHECK_OK(commy_deque_pop_front_wait(dq, &o, sizeof o, NULL, 1000));
+    CHECK(o == 2);
+    CHECK_RC(commy_deque_pop_front_wait(dq, &o, sizeof o, NULL, 0), COMMY_ETIMEDOUT);
+    commy_deque_close(dq);
+
+    /* map, with iteration */
+    commy_map *m;
+    CHECK_OK(commy_map_open(&m, a, "m", COMMY_T_STR, COMMY_T_I64, 0));
+    const char *names[] = {"x", "yy", "zzz"};
+    for (int i = 0; i < 3; i++) {
+        int64_t val = i * 10;
+        CHECK_OK(commy_map_put(m, names[i], strlen(names[i]), &val, sizeof val));
+    }
+    CHECK_OK(commy_map_get(m, "yy", 2, &got, sizeof got, NULL));
+    CHECK(got == 10);
+    int present = 0;
+    CHECK_OK(commy_map_contains(&present, m, "zzz", 3));
+    CHECK(present == 1);
+    CHECK_RC(commy_map_get(m, "nope", 4, &got, sizeof got, NULL), COMMY_ENOTFOUND);
+    commy_cursor c = COMMY_CURSOR_INIT;
+    char k[16];
+    size_t kl;
+    int rows = 0;
+    int64_t sum = 0;
+    while (commy_map_next(m, &c, k, sizeof k, &kl, &got, sizeof got, NULL) == COMMY_ROW) rows++, sum += got;
+    CHECK(rows == 3 && sum == 30);
+    CHECK_OK(commy_map_remove(m, "x", 1));
+    CHECK_OK(commy_map_len(&n, m));
+    CHECK(n == 2);
+    commy_map_close(m);
+
+    /* set */
+    commy_set *st;
+    CHECK_OK(commy_set_open(&st, a, "set", COMMY_T_U64, 0));
+    uint64_t u = 5;
+    int added = 0;
+    CHECK_OK(commy_set_add(&added, st, &u, sizeof u));
+    CHECK(added == 1);
+    CHECK_OK(commy_set_add(&added, st, &u, sizeof u));
+    CHECK(added == 0);
+    CHECK_OK(commy_set_contains(&present, st, &u, sizeof u));
+    CHECK(present == 1);
+    CHECK_OK(commy_set_remove(st, &u, sizeof u));
+    CHECK_RC(commy_set_remove(st, &u, sizeof u), COMMY_ENOTFOUND);
+    commy_set_close(st);
+
+    /* omap */
+    commy_omap *om;
+    CHECK_OK(commy_omap_open(&om, a, "om", COMMY_T_I64, COMMY_T_STR, 0));
+    for (int64_t key = 10; key <= 50; key += 10) {
+        char sv[8];
+        snprintf(sv, sizeof sv, "v%d", (int)key);
+        CHECK_OK(commy_omap_put(om, &key, sizeof key, sv, strlen(sv)));
+    }
+    int64_t kk = 0;
+    char sv[16];
+    size_t svl = 0;
+    CHECK_OK(commy_omap_first(om, &kk, sizeof kk, NULL, sv, sizeof sv, &svl));
+    CHECK(kk == 10 && svl == 3 && memcmp(sv, "v10", 3) == 0);
+    CHECK_OK(commy_omap_last(om, &kk, sizeof kk, NULL, sv, sizeof sv, &svl));
+    CHECK(kk == 50);
+    int64_t probe = 25;
+    CHECK_OK(commy_omap_lower_bound(om, &probe, sizeof probe, &kk, sizeof kk, NULL, NULL, 0, NULL));
+    CHECK(kk == 30);
+    probe = 30;
+    CHECK_OK(commy_omap_upper_bound(om, &probe, sizeof probe, &kk, sizeof kk, NULL, NULL, 0, NULL));
+    CHECK(kk == 40);
+    probe = 50;
+    CHECK_RC(commy_omap_upper_bound(om, &probe, sizeof probe, &kk, sizeof kk, NULL, NULL, 0, NULL), COMMY_ENOTFOUND);
+    c = (commy_cursor)COMMY_CURSOR_INIT;
+    int64_t prev = 0;
+    rows = 0;
+    while (commy_omap_next(om, &c, &kk, sizeof kk, NULL, sv, sizeof sv, &svl) == COMMY_ROW) {
+        CHECK(kk > prev);
+        prev = kk;
+        rows++;
+    }
+    CHECK(rows == 5);
+    /* a change while iterating is reported, as locally */
+    c = (commy_cursor)COMMY_CURSOR_INIT;
+    CHECK_RC(commy_omap_next(om, &c, &kk, sizeof kk, NULL, NULL, 0, NULL), COMMY_ROW);
+    CHECK_OK(commy_omap_remove(om, &prev, sizeof prev));
+    CHECK_RC(commy_omap_next(om, &c, &kk, sizeof kk, NULL, NULL, 0, NULL), COMMY_ECONCURRENT);
+    commy_omap_close(om);
+
+    /* oset */
+    commy_oset *os;
+    CHECK_OK(commy_oset_open(&os, a, "os", COMMY_T_STR, 0));
+    CHECK_OK(commy_oset_add(NULL, os, "b", 1));
+    CHECK_OK(commy_oset_add(NULL, os, "a", 1));
+    CHECK_OK(commy_oset_first(os, k, sizeof k, &kl));
+    CHECK(kl == 1 && k[0] == 'a');
+    CHECK_OK(commy_oset_last(os, k, sizeof k, &kl));
+    CHECK(kl == 1 && k[0] == 'b');
+    commy_oset_close(os);
+
+    /* what needs the mapping is refused, clearly */
+    CHECK(commy_alloc_ptr(a, 4096) == NULL);
+    CHECK_RC(commy_alloc_lock(a, 100), COMMY_ENOTSUP);
+    uint64_t roots;
+    CHECK_RC(commy_root_count(&roots, a), COMMY_ENOTSUP);
+
+    /* handles outlive their service and fail cleanly */
+    commy_service_close(svc);
+    CHECK_RC(commy_box_get(b, &got, sizeof got, NULL), COMMY_ECLOSED);
+    commy_box_close(b);
+    commy_session_close(s);
+}
+
+/* ---- subscriptions and waits ---- */
+
+typedef struct seen {
+    pthread_mutex_t mu;
+    int64_t values[512];
+    uint32_t versions[512];
+    int n;
+} seen;
+
+static void on_change(const commy_change *ch, void *payload)
+{
+    seen *r = payload;
+    pthread_mutex_lock(&r->mu);
+    if (r->n < 512 && ch->value && ch->value_len == 8) {
+        memcpy(&r->values[r->n], ch->value, 8);
+        r->versions[r->n] = ch->version;
+        r->n++;
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+static int seen_count(seen *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int n = r->n;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+static int wait_count(seen *r, int want)
+{
+    for (int i = 0; i < 2000 && seen_count(r) < want; i++) sleep_ms(5);
+    return seen_count(r);
+}
+
+typedef struct waiter {
+    commy_box *b;
+    uint32_t seen;
+    int rc;
+} waiter;
+
+static void *wait_main(void *arg)
+{
+    waiter *w = arg;
+    w->rc = commy_box_wait(w->b, w->seen, 20000);
+    return NULL;
+}
+
+static void test_subscribe(void)
+{
+    commy_session *s1 = connect_as("alice"), *s2 = connect_as("bob");
+    commy_alloc *a1, *a2;
+    commy_service *v1 = open_svc(s1, "a", COMMY_SERVICE_REMOTE, &a1);
+    commy_service *v2 = open_svc(s2, "a", COMMY_SERVICE_REMOTE, &a2);
+    commy_box *b1, *b2;
+    CHECK_OK(commy_box_open(&b1, a1, "count", COMMY_T_I64, 0));
+    CHECK_OK(commy_box_open(&b2, a2, "count", COMMY_T_I64, 0));
+    seen r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    CHECK_OK(commy_service_subscribe(v1, "count", on_change, &r));
+    CHECK_RC(commy_service_subscribe(v1, "count", on_change, &r), COMMY_EEXISTS);
+    CHECK_RC(commy_service_subscribe(v1, "nothing", on_change, &r), COMMY_ENOTFOUND);
+    /* remote wait: a thread sleeps until s2 writes */
+    uint32_t ver = 0;
+    CHECK_OK(commy_box_version(&ver, b1));
+    waiter w = {b1, ver, -999};
+    pthread_t th;
+    pthread_create(&th, NULL, wait_main, &w);
+    for (int64_t i = 1; i <= 100; i++) CHECK_OK(commy_box_set(b2, &i, sizeof i));
+    pthread_join(th, NULL);
+    CHECK_RC(w.rc, COMMY_OK);
+    CHECK(wait_count(&r, 100) == 100);
+    pthread_mutex_lock(&r.mu);
+    for (int i = 0; i < r.n; i++) {
+        CHECK(r.values[i] == i + 1);
+        if (i) CHECK(r.versions[i] != r.versions[i - 1]);
+    }
+    pthread_mutex_unlock(&r.mu);
+    uint32_t ver2 = 0;
+    CHECK_OK(commy_box_version(&ver2, b1));
+    CHECK(ver2 != ver);
+    CHECK_RC(commy_box_wait(b1, ver2, 0), COMMY_ETIMEDOUT);
+    CHECK_RC(commy_box_wait(b1, ver2, 50), COMMY_ETIMEDOUT);
+    CHECK_OK(commy_box_wait(b1, ver2 - 1, 50));
+    CHECK_OK(commy_service_unsubscribe(v1, "count"));
+    CHECK_RC(commy_service_unsubscribe(v1, "count"), COMMY_ENOTFOUND);
+    int64_t one = 1;
+    CHECK_OK(commy_box_set(b2, &one, sizeof one));
+    CHECK_OK(commy_box_wait(b1, ver2, 10000)); /* the waits' subscription stays */
+    CHECK(seen_count(&r) == 100);              /* the callback does not */
+    commy_box_close(b1);
+    commy_box_close(b2);
+    commy_service_close(v1);
+    commy_service_close(v2);
+    commy_session_close(s1);
+    commy_session_close(s2);
+}
+
+/* ---- local and auto ---- */
+
+static void test_local(void)
+{
+    commy_session *sl = connect_as("alice"), *sr = connect_as("bob"), *sro = connect_as("reader");
+    commy_alloc *al, *ar, *ao;
+    commy_service *vl = open_svc(sl, "b", COMMY_SERVICE_LOCAL, &al);
+    CHECK(commy_service_mode(vl) == COMMY_SERVICE_LOCAL);
+    commy_segment_info info;
+    CHECK_OK(commy_alloc_info(&info, al)); /* a real mapping */
+    CHECK(commy_alloc_ptr(al, info.heap_offset) != NULL);
+    commy_service *vr = open_svc(sr, "b", COMMY_SERVICE_REMOTE, &ar);
+    /* auto: local for a client with read and write on this machine, remote
+     * for a read-only one */
+    commy_service *va;
+    CHECK_OK(commy_session_open_service(&va, sr, "a", COMMY_SERVICE_AUTO));
+    CHECK(commy_service_mode(va) == COMMY_SERVICE_LOCAL);
+    commy_service_close(va);
+    commy_service *vo = open_svc(sro, "b", COMMY_SERVICE_AUTO, &ao);
+    CHECK(commy_service_mode(vo) == COMMY_SERVICE_REMOTE);
+    CHECK_RC(commy_session_open_service(&va, sro, "b", COMMY_SERVICE_LOCAL), COMMY_EFORBIDDEN);
+
+    commy_box *bl, *br, *bo;
+    CHECK_OK(commy_box_open(&bl, al, "x", COMMY_T_I64, 0));
+    CHECK_OK(commy_box_open(&br, ar, "x", COMMY_T_I64, COMMY_OPEN_EXISTING));
+    CHECK_OK(commy_box_open(&bo, ao, "x", COMMY_T_I64, COMMY_OPEN_EXISTING));
+    seen r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    CHECK_OK(commy_service_subscribe(vr, "x", on_change, &r));
+    uint32_t ver;
+    CHECK_OK(commy_box_version(&ver, bo));
+    waiter w = {bo, ver, -999};
+    pthread_t th;
+    pthread_create(&th, NULL, wait_main, &w);
+    int64_t v = 77, got = 0;
+    CHECK_OK(commy_box_set(bl, &v, sizeof v)); /* through the mapped file */
+    pthread_join(th, NULL);
+    CHECK_RC(w.rc, COMMY_OK);
+    CHECK(wait_count(&r, 1) >= 1);
+    pthread_mutex_lock(&r.mu);
+    CHECK(r.n >= 1 && r.values[r.n - 1] == 77);
+    pthread_mutex_unlock(&r.mu);
+    CHECK_OK(commy_box_get(br, &got, sizeof got, NULL));
+    CHECK(got == 77);
+    /* a read-only token cannot write remotely */
+    CHECK_RC(commy_box_set(bo, &v, sizeof v), COMMY_EFORBIDDEN);
+    commy_box_close(bl);
+    commy_box_close(br);
+    commy_box_close(bo);
+    commy_service_close(vl);
+    commy_service_close(vr);
+    commy_service_close(vo);
+    commy_session_close(sl);
+    commy_session_close(sr);
+    commy_session_close(sro);
+}
+
+/* ---- refresh and logout ---- */
+
+static void test_refresh_logout(void)
+{
+    commy_session *s = connect_as("alice");
+    char t1[300], t2[300];
+    CHECK_OK(commy_session_token(s, t1, sizeof t1, NULL, NULL));
+    CHECK_OK(commy_session_refresh(s));
+    CHECK_OK(commy_session_token(s, t2, sizeof t2, NULL, NULL));
+    CHECK(strcmp(t1, t2) != 0);
+    commy_session *o = connect_as(NULL);
+    CHECK_RC(commy_session_authenticate_token(o, "acme", t1), COMMY_EAUTH); /* revoked by the refresh */
+    CHECK_OK(commy_session_authenticate_token(o, "acme", t2));
+    commy_alloc *a;
+    commy_service *svc = open_svc(s, "a", COMMY_SERVICE_REMOTE, &a);
+    CHECK_OK(commy_session_logout(s));
+    commy_box *b;
+    CHECK_RC(commy_box_open(&b, a, "n", COMMY_T_I64, 0), COMMY_ECLOSED);
+    commy_service *s2;
+    CHECK_RC(commy_session_open_service(&s2, s, "a", COMMY_SERVICE_REMOTE), COMMY_EAUTH);
+    CHECK_RC(commy_session_token(s, t1, sizeof t1, NULL, NULL), COMMY_ENOTFOUND);
+    commy_session *p = connect_as(NULL);
+    CHECK_RC(commy_session_authenticate_token(p, "acme", t2), COMMY_EAUTH); /* logged out */
+    commy_service_close(svc);
+    commy_session_close(p);
+    commy_session_close(o);
+    commy_session_close(s);
+}
+
+/* ---- reconnect after a server restart ---- */
+
+static void test_reconnect(void)
+{
+    commy_session *s = connect_as("alice");
+    commy_alloc *a;
+    commy_service *svc = open_svc(s, "keep", COMMY_SERVICE_REMOTE, &a);
+    commy_box *b;
+    CHECK_OK(commy_box_open(&b, a, "p", COMMY_T_I64, 0));
+    int64_t v = 5, got = 0;
+    CHECK_OK(commy_box_set(b, &v, sizeof v));
+    seen r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    CHECK_OK(commy_service_subscribe(svc, "p", on_change, &r));
+    server_stop();
+    /* the drop is noticed; calls fail fast meanwhile */
+    for (int i = 0; i < 2000 && commy_session_connected(s); i++) sleep_ms(5);
+    CHECK(!commy_session_connected(s));
+    CHECK_RC(commy_box_get(b, &got, sizeof got, NULL), COMMY_EDISCONNECTED);
+    server_start();
+    for (int i = 0; i < 2000 && !commy_session_connected(s); i++) sleep_ms(10);
+    REQUIRE(commy_session_connected(s));
+    /* the same handle works; the token survived the restart */
+    CHECK_OK(commy_box_get(b, &got, sizeof got, NULL));
+    CHECK(got == 5);
+    /* and the subscription was renewed */
+    commy_session *w = connect_as("bob");
+    commy_alloc *aw;
+    commy_service *vw = open_svc(w, "keep", COMMY_SERVICE_REMOTE, &aw);
+    commy_box *bw;
+    CHECK_OK(commy_box_open(&bw, aw, "p", COMMY_T_I64, 0));
+    v = 6;
+    CHECK_OK(commy_box_set(bw, &v, sizeof v));
+    CHECK(wait_count(&r, 1) == 1);
+    pthread_mutex_lock(&r.mu);
+    CHECK(r.n == 1 && r.values[0] == 6);
+    pthread_mutex_unlock(&r.mu);
+    commy_box_close(bw);
+    commy_service_close(vw);
+    commy_session_close(w);
+    commy_box_close(b);
+    commy_service_close(svc);
+    commy_session_close(s);
+}
+
+/* ---- revocation rotates the file; a local session follows it ---- */
+
+static void test_rotation(void)
+{
+    commy_session *sa = connect_as("alice"), *sb = connect_as("bob"), *adm = connect_as("admin");
+    commy_alloc *aa, *ab, *ar;
+    commy_service *va = open_svc(sa, "b", COMMY_SERVICE_LOCAL, &aa);
+    commy_service *vb = open_svc(sb, "b", COMMY_SERVICE_LOCAL, &ab);
+    commy_service *vr = open_svc(adm, "b", COMMY_SERVICE_REMOTE, &ar);
+    commy_box *bb, *br;
+    CHECK_OK(commy_box_open(&bb, ab, "r", COMMY_T_I64, 0));
+    int64_t v = 1, got = 0;
+    CHECK_OK(commy_box_set(bb, &v, sizeof v));
+    char old_path[4096];
+    snprintf(old_path, sizeof old_path, "%s", commy_alloc_path(ab));
+    uint32_t rotated = 0;
+    CHECK_RC(commy_session_revoke_client(&rotated, sb, "alice"), COMMY_EFORBIDDEN);
+    CHECK_OK(commy_session_revoke_client(&rotated, adm, "alice"));
+    CHECK(rotated == 1);
+    CHECK(access(old_path, F_OK) != 0); /* the old file is gone */
+    CHECK_OK(commy_box_open(&br, ar, "r", COMMY_T_I64, COMMY_OPEN_EXISTING));
+    CHECK_OK(commy_box_get(br, &got, sizeof got, NULL));
+    CHECK(got == 1); /* copied */
+    /* bob's handle follows the new file once the push arrives: a write
+     * through it reaches the server's file */
+    int ok = 0;
+    for (int i = 0; i < 400 && !ok; i++) {
+        v = 1000 + i;
+        CHECK_OK(commy_box_set(bb, &v, sizeof v));
+        CHECK_OK(commy_box_get(br, &got, sizeof got, NULL));
+        ok = got == v;
+        if (!ok) sleep_ms(10);
+    }
+    CHECK(ok);
+    /* new handles on the same commy_alloc open in the new file too */
+    commy_box *bb2;
+    CHECK_OK(commy_box_open(&bb2, ab, "r", COMMY_T_I64, COMMY_OPEN_EXISTING));
+    CHECK_OK(commy_box_get(bb2, &got, sizeof got, NULL));
+    CHECK(got == v);
+    commy_box_close(bb2);
+    /* the revoked client's session is closed by the server */
+    for (int i = 0; i < 400 && commy_session_connected(sa); i++) sleep_ms(10);
+    CHECK(!commy_session_connected(sa));
+    commy_service *again;
+    CHECK_RC(commy_session_open_service(&again, sa, "a", COMMY_SERVICE_REMOTE), COMMY_EDISCONNECTED);
+    commy_box_close(bb);
+    commy_box_close(br);
+    commy_service_close(va);
+    commy_service_close(vb);
+    commy_service_close(vr);
+    commy_session_close(sa);
+    commy_session_close(sb);
+    commy_session_close(adm);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_session PATH/TO/commy-server [tests...]\n");
+        return 2;
+    }
+    server_bin = argv[1];
+    signal(SIGPIPE, SIG_IGN);
+    setup();
+    static const struct {
+        const char *name;
+        void (*fn)(void);
+    } tests[] = {
+        {"auth", test_auth},         {"remote_kinds", test_remote_kinds}, {"subscribe", test_subscribe},
+        {"local", test_local},       {"refresh_logout", test_refresh_logout}, {"rotation", test_rotation},
+        {"reconnect", test_reconnect},
+    };
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        int want = argc == 2;
+        for (int j = 2; j < argc; j++) want |= strcmp(argv[j], tests[i].name) == 0;
+        if (want) harness_run(tests[i].name, tests[i].fn);
+    }
+    server_stop();
+    return harness_finish();
+}
