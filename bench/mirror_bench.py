@@ -55,14 +55,19 @@ def latency(s1, s2):
     return [x / 1000.0 for x in got]
 
 
-def throughput(server, svc):
-    """writes/s of CLIENTS connections, each pipelining its share of requests."""
+def throughput(server, svc, pipelined):
+    """writes/s of CLIENTS connections, each pipelining its share of requests
+    or sending the next one when the last is answered."""
     cs = [test_mirror.opened(server, svc) for _ in range(CLIENTS)]
     ok(cs[0].request("set", service=svc, var="x", kind="box", value=i64(0)))
     per = N // CLIENTS
 
     def run(c, k):
         import json
+        if not pipelined:
+            for i in range(per):
+                ok(c.request("set", service=svc, var="x", value=i64(k * per + i)))
+            return
         for i in range(per):
             c.send_text(json.dumps({"v": 1, "id": 10000 + i, "op": "set", "service": svc, "var": "x",
                                     "value": i64(k * per + i)}))
@@ -94,12 +99,13 @@ def main():
         s1, s2 = test_mirror.MServer(redis, "b1"), test_mirror.MServer(redis, "b2")
         servers += [s1, s2]
         lat = latency(s1, s2)
-        off = throughput(alone, "a")
-        on = throughput(s1, "conv")
+        rows = [(mode, throughput(alone, "a", p), throughput(s1, "conv", p))
+                for mode, p in (("request/reply", False), ("pipelining", True))]
         print("mirror bench (%d writes, loopback, redis-server %s)" % (N, test_mirror.REDIS))
         print("  write on server 1 -> push on server 2: p50 %.0f us, p99 %.0f us" % (pct(lat, 50), pct(lat, 99)))
-        print("  write throughput, %d pipelining clients: mirror off %.0f/s, mirror on %.0f/s (on/off %.2f)"
-              % (CLIENTS, off, on, on / off))
+        for mode, off, on in rows:
+            print("  write throughput, %d %s clients: mirror off %.0f/s, mirror on %.0f/s (on/off %.2f)"
+                  % (CLIENTS, mode, off, on, on / off))
     finally:
         for s in servers:
             s.cleanup()

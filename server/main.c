@@ -29,6 +29,7 @@
 
 #define MAX_OPENS 32
 #define MAX_SUBS 128
+#define MAX_PEND 64 /* writes of one connection waiting for the mirror at once */
 #define EXPIRING_NOTICE_S 60
 
 typedef struct outmsg {
@@ -70,7 +71,7 @@ typedef struct conn {
     int kill_sent; /* the async kill was scheduled */
     char kill_reason[32];
     /* an authenticate with api_key or jwt being checked by the auth threads
-     * (server/authn.c): pend_ticket is AUTHN_TICKET meanwhile */
+     * (server/authn.c): every later frame waits behind it */
     srv_authn *authn;
     commy_wire_request *authn_req;
     int authn_ready;       /* the check is done: the loop answers it */
@@ -83,10 +84,14 @@ typedef struct conn {
     /* a request waiting for the mirror (mirror.h): later frames wait behind it */
     const char *cur_frame;
     size_t cur_len;
-    uint64_t pend_ticket, pend_id;
-    cJSON *pend_result;
+    struct {
+        uint64_t ticket, id;
+        cJSON *result; /* the reply prepared for a deferred open */
+        char *reply;   /* the reply, once done (sent when those before it are) */
+    } pend[MAX_PEND];
+    int npend;
     outmsg *bhead, *btail;
-    int rx_paused, resume;
+    int rx_paused, resume, resuming;
 } conn;
 
 typedef struct watch {
@@ -533,6 +538,15 @@ static cJSON *scopes_json(const char *scopes)
 
 /* ---- requests ---- */
 
+static void pend_push(conn *c, uint64_t ticket, uint64_t id, cJSON *result)
+{
+    c->pend[c->npend].ticket = ticket;
+    c->pend[c->npend].id = id;
+    c->pend[c->npend].result = result;
+    c->pend[c->npend].reply = NULL;
+    c->npend++;
+}
+
 typedef struct reply {
     int deferred; /* answered later by srv_ticket_done */
     int code;
@@ -735,9 +749,7 @@ static int dispatch(reply *rp, conn *c, const commy_wire_request *r)
         if (srv_mirror_active() &&
             srv_mirror_open(&ticket, tenant, r->service, c->opens[i].svc->persistent)) {
             /* answered once the service's state came from Redis */
-            c->pend_ticket = ticket;
-            c->pend_id = r->id;
-            c->pend_result = rp->result;
+            pend_push(c, ticket, r->id, rp->result);
             rp->result = NULL;
             rp->deferred = 1;
         }
@@ -824,13 +836,14 @@ static int dispatch(reply *rp, conn *c, const commy_wire_request *r)
         return fail(rp, COMMY_ENOTFOUND, "not subscribed to '%s'", r->var);
     }
     uint64_t ticket;
-    if (writes && srv_mirror_active() &&
-        srv_mirror_submit(&ticket, s->tenant, s->name, c->cur_frame, c->cur_len) == 0) {
+    if (writes && srv_mirror_active()) {
         /* applied in stream order, here as everywhere (mirror.c) */
-        c->pend_ticket = ticket;
-        c->pend_id = r->id;
-        rp->deferred = 1;
-        return 0;
+        if (c->npend < MAX_PEND && srv_mirror_submit(&ticket, s->tenant, s->name, c->cur_frame, c->cur_len) == 0) {
+            pend_push(c, ticket, r->id, NULL);
+            rp->deferred = 1;
+            return 0;
+        }
+        if (c->npend) return fail(rp, COMMY_EBUSY, "waits behind the pending writes"); /* handle_frame: waits */
     }
     rc = srv_ops_apply(&rp->result, s->alloc, r, rp->msg, sizeof rp->msg);
     if (rc) return rp->code = rc;
@@ -896,9 +909,6 @@ static int rotate(service *s, const char *revoked_client, char *msg, size_t cap)
 
 /* ---- authenticate off the loop (server/authn.c) ---- */
 
-/* never a mirror ticket: an authenticate the auth threads are checking */
-#define AUTHN_TICKET UINT64_MAX
-
 /* On an auth thread: the check is done; the loop answers it. */
 static void authn_done(srv_authn *a, void *payload)
 {
@@ -932,8 +942,6 @@ static int authn_start(conn *c, commy_wire_request *r)
             c->authn = a;
             c->authn_req = copy;
             c->authn_ready = 0;
-            c->pend_ticket = AUTHN_TICKET;
-            c->pend_id = r->id;
             return 1;
         }
         free(copy);
@@ -971,7 +979,6 @@ static void authn_collect(void)
         dispatch(&rp, c, c->authn_req);
         enqueue(c, answer(c, c->authn_req, &rp));
         authn_forget(c);
-        c->pend_ticket = 0;
         c->last_seen = time(NULL); /* its frames waited unread, pongs too */
         c->resume = 1;
     }
@@ -1018,7 +1025,7 @@ static int reply_now(conn *c, char *frame)
 
 /* Called with S.lock held; drops it while parsing and checking keys (only this
  * thread frees a conn, so c stays valid). */
-static void handle_frame(conn *c, const char *data, size_t len)
+static int handle_frame(conn *c, const char *data, size_t len)
 {
     commy_wire_request r;
     commy_wire_fault f;
@@ -1026,28 +1033,45 @@ static void handle_frame(conn *c, const char *data, size_t len)
     pthread_mutex_unlock(&S.lock);
     int rc = commy_wire_request_parse(&r, &f, data, len, S.cfg.max_message_bytes);
     pthread_mutex_lock(&S.lock);
+    /* while writes wait for the mirror, only more writes may join them: any
+     * other request, answered now, would overtake their replies */
+    int npend0 = c->npend;
+    if (c->authn || (npend0 && (rc || !srv_ops_writes(r.op) || c->tok.expires_at <= (int64_t)time(NULL)))) {
+        /* an authenticate being checked, or writes waiting for the mirror that
+         * only more writes may join: anything answered now would overtake */
+        if (!rc) {
+            OPENSSL_cleanse(r.api_key, sizeof r.api_key);
+            OPENSSL_cleanse(r.jwt, sizeof r.jwt);
+            commy_wire_request_free(&r);
+        }
+        return 1;
+    }
     if (rc) {
         srv_log("warn", "bad_request", "peer %s: %s", c->peer, f.message);
         out = commy_wire_reply_error(f.has_id, f.id, rc, f.message);
     } else if (r.op == COMMY_WIRE_OP_AUTHENTICATE && (r.api_key[0] || r.jwt[0]) && authn_start(c, &r)) {
         commy_wire_request_free(&r); /* answered by authn_collect */
-        return;
+        return 0;
     } else {
         reply rp = {0};
         c->cur_frame = data;
         c->cur_len = len;
         dispatch(&rp, c, &r);
         c->cur_frame = NULL;
-        if (rp.deferred) {
+        if (rp.deferred || npend0) {
+            /* deferred; or a write that could not join the pending ones (it
+             * had no effect): it waits and is handled again */
+            if (!rp.deferred) cJSON_Delete(rp.result);
             commy_wire_request_free(&r);
-            return;
+            return !rp.deferred;
         }
         out = answer(c, &r, &rp);
         commy_wire_request_free(&r);
     }
     OPENSSL_cleanse(r.api_key, sizeof r.api_key);
     OPENSSL_cleanse(r.jwt, sizeof r.jwt);
-    if (!reply_now(c, out)) enqueue(c, out);
+    if (c->resuming || !reply_now(c, out)) enqueue(c, out); /* reply_now only from the receive callback */
+    return 0;
 }
 
 /* The reply frame for a dispatched request. */
@@ -1080,23 +1104,33 @@ void srv_var_changed(const char *tenant, const char *name, const char *var)
 
 void srv_ticket_done(uint64_t ticket, int code, const char *msg, cJSON *result)
 {
-    for (conn *c = S.conns; c; c = c->next) {
-        if (c->pend_ticket != ticket) continue;
-        char *out;
-        if (code) {
-            cJSON_Delete(result);
-            cJSON_Delete(c->pend_result);
-            out = commy_wire_reply_error(1, c->pend_id, code, msg ? msg : commy_strerror(code));
-        } else {
-            if (result) cJSON_Delete(c->pend_result);
-            out = commy_wire_reply_ok(c->pend_id, result ? result : c->pend_result);
+    for (conn *c = S.conns; c; c = c->next)
+        for (int k = 0; k < c->npend; k++) {
+            if (c->pend[k].ticket != ticket || c->pend[k].reply) continue;
+            uint64_t id = c->pend[k].id;
+            if (code) {
+                cJSON_Delete(result);
+                cJSON_Delete(c->pend[k].result);
+                c->pend[k].reply = commy_wire_reply_error(1, id, code, msg ? msg : commy_strerror(code));
+            } else {
+                if (result) cJSON_Delete(c->pend[k].result);
+                c->pend[k].reply = commy_wire_reply_ok(id, result ? result : c->pend[k].result);
+            }
+            c->pend[k].result = NULL;
+            if (!c->pend[k].reply) c->pend[k].reply = strdup("");
+            /* replies leave in request order */
+            int n = 0;
+            while (n < c->npend && c->pend[n].reply) {
+                if (c->pend[n].reply[0]) enqueue(c, c->pend[n].reply);
+                else free(c->pend[n].reply);
+                n++;
+            }
+            memmove(c->pend, c->pend + n, (size_t)(c->npend - n) * sizeof c->pend[0]);
+            c->npend -= n;
+            c->resume = 1; /* the frames that waited go on, on the lws thread */
+            lws_cancel_service(S.ctx);
+            return;
         }
-        c->pend_result = NULL;
-        c->pend_ticket = 0;
-        c->resume = 1; /* the frames that waited behind it go on (lws thread) */
-        enqueue(c, out);
-        return;
-    }
     cJSON_Delete(result); /* the connection left meanwhile */
 }
 
@@ -1127,14 +1161,16 @@ static void backlog_free(conn *c)
 static void resume_conn(conn *c)
 {
     c->resume = 0;
-    while (!c->pend_ticket && c->bhead) {
+    c->resuming = 1;
+    while (c->bhead) {
         outmsg *m = c->bhead;
+        if (handle_frame(c, (const char *)m->data, m->len)) break; /* still waits */
         c->bhead = m->next;
         if (!c->bhead) c->btail = NULL;
-        handle_frame(c, (const char *)m->data, m->len);
         free(m);
     }
-    if (!c->pend_ticket && c->rx_paused) {
+    c->resuming = 0;
+    if (!c->bhead && c->npend < MAX_PEND && c->rx_paused) {
         c->rx_paused = 0;
         lws_rx_flow_control(c->wsi, 1);
     }
@@ -1333,7 +1369,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         S.nconns--;
         queue_free(c);
         backlog_free(c);
-        cJSON_Delete(c->pend_result);
+        for (int k = 0; k < c->npend; k++) {
+            cJSON_Delete(c->pend[k].result);
+            free(c->pend[k].reply);
+        }
         int zombie = c->authn && !c->authn_ready;
         if (zombie) { /* an auth thread still holds c: authn_collect frees it */
             c->zombie = S.zombies;
@@ -1388,12 +1427,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                 enqueue(c, commy_wire_reply_error(0, 0, COMMY_WIRE_ETOOBIG, m));
                 c->kill = 1;
                 snprintf(c->kill_reason, sizeof c->kill_reason, "too_big");
-            } else if (c->pend_ticket || c->bhead) {
+            } else if (c->bhead || handle_frame(c, c->rx, c->rxlen)) {
                 backlog_add(c, c->rx, c->rxlen); /* replies go out in request order */
-            } else {
-                handle_frame(c, c->rx, c->rxlen);
             }
-            if (c->pend_ticket && !c->rx_paused) {
+            if ((c->bhead || c->npend >= MAX_PEND) && !c->rx_paused) {
                 c->rx_paused = 1;
                 lws_rx_flow_control(wsi, 0);
             }

@@ -32,6 +32,7 @@
 #define RESERVED_ROOT "commy.mirror.last_id"
 #define XREAD_BLOCK_MS 20
 #define BATCH 500
+#define PIPELINE 64
 #define PROGRESS_WINDOW_MS "30000" /* a server silent this long no longer holds back trimming */
 
 typedef struct mvar {
@@ -830,29 +831,33 @@ static const char SNAPSHOT_LUA[] =
     "if minid then redis.call('XTRIM', KEYS[2], 'MINID', minid) end\n"
     "return 1\n";
 
-/* Sends j. 0 done, -1 the connection failed. */
-static int send_job(srv_redis *r, job *j)
+/* Appends j's command to the pipeline. */
+static int append_job(srv_redis *r, job *j)
 {
-    redisReply *rep = NULL;
     char ticket[24];
     snprintf(ticket, sizeof ticket, "%" PRIu64, j->ticket);
     if (j->kind == J_OP) {
         const char *argv[] = {"XADD", j->stream, "*", "o", M.origin, "k", "op", "t", ticket, "f", j->payload};
         size_t lens[] = {4, strlen(j->stream), 1, 1, strlen(M.origin), 1, 2, 1, strlen(ticket), 1, j->len};
-        rep = srv_redis_argv(r, 11, argv, lens, 0);
-    } else if (j->kind == J_STATE) {
+        return srv_redis_append(r, 11, argv, lens);
+    }
+    if (j->kind == J_STATE) {
         const char *argv[] = {"XADD", j->stream, "*", "o", M.origin, "k", "state", "v", j->var, "f", j->payload};
         size_t lens[] = {4, strlen(j->stream), 1, 1, strlen(M.origin), 1, 5, 1, strlen(j->var), 1, j->len};
-        rep = srv_redis_argv(r, 11, argv, lens, 0);
-    } else {
-        const char *argv[] = {"EVAL", SNAPSHOT_LUA, "3", j->snap, j->stream, j->progress, j->snap_id, j->payload,
-                              PROGRESS_WINDOW_MS};
-        size_t lens[] = {4, strlen(SNAPSHOT_LUA), 1, strlen(j->snap), strlen(j->stream), strlen(j->progress),
-                         strlen(j->snap_id), j->len, strlen(PROGRESS_WINDOW_MS)};
-        rep = srv_redis_argv(r, 9, argv, lens, 0);
-        if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1) atomic_fetch_add(&M.snapshots, 1);
+        return srv_redis_append(r, 11, argv, lens);
     }
-    if (!rep) return -1;
+    const char *argv[] = {"EVAL", SNAPSHOT_LUA, "3", j->snap, j->stream, j->progress, j->snap_id, j->payload,
+                          PROGRESS_WINDOW_MS};
+    size_t lens[] = {4, strlen(SNAPSHOT_LUA), 1, strlen(j->snap), strlen(j->stream), strlen(j->progress),
+                     strlen(j->snap_id), j->len, strlen(PROGRESS_WINDOW_MS)};
+    return srv_redis_append(r, 9, argv, lens);
+}
+
+/* Handles the reply to j (consumed). */
+static void job_done(job *j, redisReply *rep)
+{
+    if (j->kind == J_SNAPSHOT && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1)
+        atomic_fetch_add(&M.snapshots, 1);
     if (rep->type == REDIS_REPLY_ERROR) {
         srv_log("error", "mirror", "service %s/%s: Redis refused a %s: %s", j->tenant, j->service,
                 j->kind == J_SNAPSHOT ? "snapshot" : "stream entry", rep->str);
@@ -872,7 +877,6 @@ static int send_job(srv_redis *r, job *j)
         }
     }
     freeReplyObject(rep);
-    return 0;
 }
 
 /* The connection failed with j unsent (or sent without an answer). */
@@ -957,25 +961,46 @@ static void *writer_main(void *arg)
             }
             backoff = 50;
         }
-        if (send_job(r, j)) {
+        /* up to PIPELINE queued jobs in one write, then their replies */
+        job *batch[PIPELINE];
+        int n = 0, answered = 0, broken = 0;
+        pthread_mutex_lock(&M.qlock);
+        for (job *x = M.qhead; x && n < PIPELINE; x = x->next) batch[n++] = x;
+        pthread_mutex_unlock(&M.qlock);
+        for (int i = 0; i < n && !broken; i++) broken = append_job(r, batch[i]) != 0;
+        if (!broken) broken = srv_redis_flush(r) != 0;
+        while (answered < n && !broken) {
+            redisReply *rep = srv_redis_read(r);
+            if (!rep) broken = 1;
+            else job_done(batch[answered++], rep);
+        }
+        if (broken) {
             srv_redis_close(r);
             r = NULL;
             /* an XADD without an answer may or may not be in the stream: an op
              * stays in flight (the reader applies it here if Redis stays away,
              * and skips it if it comes back in the stream); a state is
-             * published again */
+             * published again; a snapshot is sent again */
             atomic_store(&M.reset, 1);
-            if (j->kind == J_STATE) job_failed(j);
-            if (j->kind == J_SNAPSHOT) continue; /* retried */
+            for (int i = answered; i < n; i++)
+                if (batch[i]->kind == J_STATE) job_failed(batch[i]);
         }
         pthread_mutex_lock(&M.qlock);
-        if (M.qhead == j) {
-            M.qhead = j->next;
+        for (int i = 0; i < n; i++) { /* the batch is the queue's head: only this thread removes */
+            M.qhead = M.qhead->next;
             if (!M.qhead) M.qtail = NULL;
             M.qlen--;
         }
+        for (int i = n - 1; i >= answered; i--)
+            if (batch[i]->kind == J_SNAPSHOT) {
+                batch[i]->next = M.qhead;
+                M.qhead = batch[i];
+                if (!M.qtail) M.qtail = batch[i];
+                M.qlen++;
+                batch[i] = NULL;
+            }
         pthread_mutex_unlock(&M.qlock);
-        job_free(j);
+        for (int i = 0; i < n; i++) job_free(batch[i]);
     }
     srv_redis_close(r);
     return NULL;

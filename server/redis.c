@@ -24,6 +24,8 @@ struct srv_redis {
     SSL *ssl;
     redisReader *reader;
     int timeout_ms;
+    char *obuf; /* pipelined commands not yet written */
+    size_t olen, ocap;
 };
 
 static int fail(char *err, size_t cap, const char *fmt, ...)
@@ -82,6 +84,7 @@ void srv_redis_close(srv_redis *r)
     if (r->ctx) SSL_CTX_free(r->ctx);
     if (r->fd >= 0) close(r->fd);
     if (r->reader) redisReaderFree(r->reader);
+    free(r->obuf);
     free(r);
 }
 
@@ -181,6 +184,39 @@ redisReply *srv_redis_argv(srv_redis *r, int argc, const char **argv, const size
     int w = write_all(r, cmd, (size_t)n);
     free(cmd);
     return w ? NULL : read_reply(r, extra_ms);
+}
+
+int srv_redis_append(srv_redis *r, int argc, const char **argv, const size_t *lens)
+{
+    char *cmd = NULL;
+    int n = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    if (n < 0 || !cmd) return -1;
+    if (r->olen + (size_t)n > r->ocap) {
+        size_t cap = (r->olen + (size_t)n) * 2;
+        char *b = realloc(r->obuf, cap);
+        if (!b) {
+            free(cmd);
+            return -1;
+        }
+        r->obuf = b;
+        r->ocap = cap;
+    }
+    memcpy(r->obuf + r->olen, cmd, (size_t)n);
+    r->olen += (size_t)n;
+    free(cmd);
+    return 0;
+}
+
+int srv_redis_flush(srv_redis *r)
+{
+    int w = r->olen ? write_all(r, r->obuf, r->olen) : 0;
+    r->olen = 0;
+    return w;
+}
+
+redisReply *srv_redis_read(srv_redis *r)
+{
+    return read_reply(r, 0);
 }
 
 redisReply *srv_redis_cmd(srv_redis *r, const char *fmt, ...)

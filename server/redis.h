@@ -18,6 +18,11 @@ void srv_redis_close(srv_redis *r);
  * (the connection is then unusable: close it). extra_ms lengthens this
  * command's read timeout (XREAD BLOCK). Free the reply with freeReplyObject. */
 redisReply *srv_redis_argv(srv_redis *r, int argc, const char **argv, const size_t *lens, int extra_ms);
+/* Pipelining: append commands, flush them in one write, then read one reply
+ * per command in order (NULL on an I/O error, as above). */
+int srv_redis_append(srv_redis *r, int argc, const char **argv, const size_t *lens);
+int srv_redis_flush(srv_redis *r);
+redisReply *srv_redis_read(srv_redis *r);
 /* printf-like, with hiredis's %s and %b. */
 redisReply *srv_redis_cmd(srv_redis *r, const char *fmt, ...);
 

@@ -158,6 +158,36 @@ def test_write_reaches_subscriber_of_other_server(g):
         c.close()
 
 
+def test_pipelined_requests_answered_in_order(g):
+    s1, s2, _ = g["servers"]
+    c = opened(s1, "w")
+    ok(c.request("push", service="w", var="p", kind="vec", value=i64(0)))
+    ok(c.request("pop", service="w", var="p"))
+    # writes, reads and a bad request sent without waiting: one reply each, in
+    # order, and every read sees the writes sent before it
+    frames = []
+    for i in range(40):
+        frames.append({"op": "push", "service": "w", "var": "p", "value": i64(i)})
+        if i % 10 == 9:
+            frames.append({"op": "len", "service": "w", "var": "p"})
+    frames.append({"op": "pop", "service": "w", "var": "p"})
+    frames.append({"op": "get", "service": "nosuch", "var": "p"})
+    frames.append({"op": "len", "service": "w", "var": "p"})
+    for k, f in enumerate(frames):
+        c.send_text(json.dumps(dict(f, v=1, id=1000 + k)))
+    replies = [c.recv() for _ in frames]
+    replies = [r for r in replies if "push" not in r]
+    assert [r["id"] for r in replies] == [1000 + k for k in range(len(frames))], [r["id"] for r in replies]
+    lens = [int(r["result"]["len"]) for r, f in zip(replies, frames) if f["op"] == "len"]
+    assert lens == [10, 20, 30, 40, 39], lens
+    assert replies[-3]["result"]["value"] == i64(39)
+    assert not replies[-2]["ok"]
+    c2 = opened(s2, "w")
+    wait_for("the vec on server 2", lambda: ok(c2.request("len", service="w", var="p"))["len"] == "39")
+    c.close()
+    c2.close()
+
+
 def test_local_write_mirrored(g):
     s1, s2, _ = g["servers"]
     local = s1.client(key="alice")
@@ -393,7 +423,8 @@ def test_bad_mirror_config_refused(g):
         shutil.rmtree(d, ignore_errors=True)
 
 
-TESTS = [test_bad_mirror_config_refused, test_write_reaches_subscriber_of_other_server, test_local_write_mirrored,
+TESTS = [test_bad_mirror_config_refused, test_write_reaches_subscriber_of_other_server,
+         test_pipelined_requests_answered_in_order, test_local_write_mirrored,
          test_conflicting_writes_converge, test_redis_restart_loses_nothing,
          test_resurrection_after_every_client_left, test_restarted_server_catches_up_from_its_last_id,
          test_tls_and_password, test_lockout_holds_on_every_server, test_killed_server_client_moves_with_token]
