@@ -54,3 +54,15 @@
 %include "python/commy_python_fast.i"
 %include "python/commy_python_types.i"
 #endif
+
+/* Sessions with commy-server. A build without the client's dependencies
+ * (libwebsockets, cJSON, OpenSSL) defines COMMY_NO_SESSION and leaves them out. */
+#ifndef COMMY_NO_SESSION
+#if defined(SWIGPYTHON)
+%include "python/commy_python_session.i"
+#endif
+#ifdef SWIGCSHARP
+%include "csharp/commy_csharp_session.i"
+#endif
+%include "commy/session.h"
+#endif

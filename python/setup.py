@@ -37,8 +37,13 @@ class build_ext(_build_ext):
         gen = Path(self.build_temp).resolve() / "swig"
         gen.mkdir(parents=True, exist_ok=True)
         wrap = gen / "commy_wrap.c"
-        subprocess.check_call([swig, "-python", "-builtin", "-I" + str(ROOT / "abi"), "-I" + str(ROOT / "bindings"),
-                               "-outdir", str(gen), "-o", str(wrap), str(interface)])
+        session = _session_deps()
+        if session is None:
+            print("commy: building without sessions (commy.Session): client/session.c, or libwebsockets, "
+                  "libcjson or openssl (pkg-config), is missing", file=sys.stderr)
+        subprocess.check_call([swig, "-python", "-builtin", "-I" + str(ROOT / "abi"), "-I" + str(ROOT / "bindings")]
+                              + (["-DCOMMY_NO_SESSION"] if session is None else [])
+                              + ["-outdir", str(gen), "-o", str(wrap), str(interface)])
         # The generated shadow module goes next to the extension in the package.
         pkg_dir = Path(self.get_ext_fullpath(ext.name)).resolve().parent
         pkg_dir.mkdir(parents=True, exist_ok=True)
@@ -47,7 +52,28 @@ class build_ext(_build_ext):
         if not core:
             sys.exit(f"commy: no C sources in {ROOT / 'core'}")
         ext.sources = [str(wrap)] + core
+        if session is not None:
+            # The session client (commy_session_*) and the wire codec it shares with the server.
+            ext.sources += sorted(str(p) for p in (ROOT / "client").glob("*.c"))
+            ext.include_dirs = list(ext.include_dirs) + [str(ROOT / "client")] + session["include_dirs"]
+            ext.library_dirs = list(ext.library_dirs or []) + session["library_dirs"]
+            ext.libraries = list(ext.libraries or []) + session["libraries"]
         super().build_extension(ext)
+
+
+def _session_deps():
+    """pkg-config's flags for the session client, or None if it cannot be built."""
+    if not (ROOT / "client" / "session.c").exists() or not (ROOT / "abi" / "commy" / "session.h").exists():
+        return None
+    pkgs = ["libwebsockets", "libcjson", "openssl"]
+    try:
+        cflags = subprocess.check_output(["pkg-config", "--cflags"] + pkgs, text=True, stderr=subprocess.DEVNULL).split()
+        libs = subprocess.check_output(["pkg-config", "--libs"] + pkgs, text=True, stderr=subprocess.DEVNULL).split()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return {"include_dirs": [f[2:] for f in cflags if f.startswith("-I")],
+            "library_dirs": [f[2:] for f in libs if f.startswith("-L")],
+            "libraries": [f[2:] for f in libs if f.startswith("-l")]}
 
 
 setup(

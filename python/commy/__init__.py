@@ -22,7 +22,7 @@ from . import native as _n
 __all__ = [
     "Segment", "Box", "Vec", "Str", "Deque", "Map", "Set", "OrderedMap", "OrderedSet",
     "ElementType", "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "f32", "f64", "bool_", "bytes_", "str_",
-    "blob", "Error", "version", "version_number",
+    "blob", "Error", "version", "version_number", "Session", "Service", "Change", "connect",
 ]
 
 
@@ -153,6 +153,46 @@ class JournalFullError(Error):
     """COMMY_EJOURNAL: a batch outgrew the journal and was rolled back."""
 
 
+class AuthError(Error, _builtins.PermissionError):
+    """COMMY_EAUTH: authentication failed (unknown tenant or key, wrong
+    secret: one answer for all), or a request before authenticating. The
+    base of the authentication family (ExpiredError)."""
+
+    def __init__(self, code, message=None):
+        Error.__init__(self, code, message)
+
+
+class ExpiredError(AuthError):
+    """COMMY_EEXPIRED: the session token expired; authenticate again."""
+
+
+class ForbiddenError(Error, _builtins.PermissionError):
+    """COMMY_EFORBIDDEN: the token's permissions do not allow the operation."""
+
+    def __init__(self, code, message=None):
+        Error.__init__(self, code, message)
+
+
+class DisconnectedError(Error, ConnectionError):
+    """COMMY_EDISCONNECTED: the session has no connection to the server (it
+    may be reconnecting: retry later)."""
+
+    def __init__(self, code, message=None):
+        Error.__init__(self, code, message)
+
+
+class ProtocolError(Error):
+    """COMMY_EPROTO: a frame that breaks the protocol."""
+
+
+class UnknownOperationError(Error):
+    """COMMY_EUNKNOWNOP: the server does not know the operation."""
+
+
+class MessageTooBigError(Error):
+    """COMMY_ETOOBIG: a message larger than the server's limit."""
+
+
 _ERRORS = {
     _n.COMMY_EINVAL: InvalidArgumentError, _n.COMMY_ENOMEM: OutOfMemoryError, _n.COMMY_EIO: IOFailure,
     _n.COMMY_ENOTFOUND: NotFoundError, _n.COMMY_EEXISTS: ExistsError, _n.COMMY_ETYPE: TypeMismatchError,
@@ -163,6 +203,11 @@ _ERRORS = {
     _n.COMMY_EUTF8: Utf8Error, _n.COMMY_EBADFREE: BadFreeError, _n.COMMY_ENOTSUP: NotSupportedError,
     _n.COMMY_EJOURNAL: JournalFullError,
 }
+for _name, _cls in (("COMMY_EAUTH", AuthError), ("COMMY_EEXPIRED", ExpiredError), ("COMMY_EFORBIDDEN", ForbiddenError),
+                    ("COMMY_EDISCONNECTED", DisconnectedError), ("COMMY_EPROTO", ProtocolError),
+                    ("COMMY_EUNKNOWNOP", UnknownOperationError), ("COMMY_ETOOBIG", MessageTooBigError)):
+    if hasattr(_n, _name):  # a build without sessions may predate these codes
+        _ERRORS[getattr(_n, _name)] = _cls
 _n._register_errors(Error, _ERRORS)
 
 
@@ -282,6 +327,8 @@ class Segment(_Blocking):
     heartbeat:     run a background heartbeat thread for this process
     """
 
+    _remote = False  # a Service opened in remote mode: no mapping, calls are round trips
+
     def __init__(self, path, *, create=True, exclusive=False, readonly=False, initial_size=None, max_size=None,
                  journal_size=None, mode=None, lock_timeout=None, create_timeout=None, heartbeat=False):
         self._h = None
@@ -385,7 +432,18 @@ class Segment(_Blocking):
 
     def open(self, name):
         """Opens the existing container called name, whatever its kind and types."""
-        info = _n.commy_root_find(self._handle(), name)
+        try:
+            info = _n.commy_root_find(self._handle(), name)
+        except NotSupportedError:
+            if not self._remote:
+                raise
+            # A remote service may not list its roots: ask for each kind in turn.
+            for cls in _KINDS.values():
+                try:
+                    return cls._open(self, name, str_ if cls is Str else None, None, "existing")
+                except TypeMismatchError:
+                    continue
+            raise NotFoundError(_n.COMMY_ENOTFOUND, f"no container called {name!r} in service {self.name!r}")
         cls = _KINDS.get(info.kind)
         if cls is None:
             raise CorruptError(_n.COMMY_ECORRUPT, f"root {name!r} has unknown kind {info.kind}")
@@ -547,7 +605,7 @@ class _Container(_n.Core):
         """Every row (what: 0 keys, 1 values, 2 pairs), consistently: under the
         segment lock when writable, else retrying if the container changes."""
         seg = self._seg
-        if not seg.readonly and seg._h is not None and self._h is not None:
+        if not seg.readonly and not seg._remote and seg._h is not None and self._h is not None:
             with seg.lock():
                 return self._scan_once(what)
         for _ in range(1000):
@@ -793,7 +851,7 @@ class Deque(_n.DequeCore, _Container):
             for i in range(_n.py_deque_len(self._h)):
                 out.append(_n.py_deque_get(self._h, self._kt, i))
             return out
-        if not self._seg.readonly and self._seg._h is not None and self._h is not None:
+        if not self._seg.readonly and not self._seg._remote and self._seg._h is not None and self._h is not None:
             with self._seg.lock():
                 return grab()
         while True:
@@ -836,26 +894,39 @@ class _Ordered:
     def _bound(self, which, key, what):
         raise NotImplementedError
 
+    def _seek(self, key, inclusive):
+        """A cursor at the first key >= key (> key if not inclusive), and the
+        bound rows still have to pass: a remote service cannot seek from a
+        key, so there the cursor starts at the beginning and rows below the
+        bound are skipped."""
+        c = _n.commy_cursor()
+        if key is None:
+            return c, None
+        try:
+            _n.py_seek(self._kind, self._h, c, self._kt, key, 1 if inclusive else 0)
+            return c, None
+        except NotSupportedError:
+            if not self._seg._remote:
+                raise
+            return _n.commy_cursor(), (key, inclusive)
+
     def _irange(self, lo, hi, inclusive, what):
         lo_inc, hi_inc = inclusive
-        c = _n.commy_cursor()
-        _n.py_seek(self._kind, self._h, c, self._kt, lo, 1 if lo_inc else 0)
+        c, floor = self._seek(lo, lo_inc)
         last = _MISSING
         while True:
             try:
                 batch = _n.py_scan(self._kind, self._h, c, self._kt, self._vt, what, 256)
             except ConcurrentModificationError:
                 # Resume after the last key we gave out: the order is by key, so nothing repeats.
-                c = _n.commy_cursor()
-                if last is _MISSING:
-                    _n.py_seek(self._kind, self._h, c, self._kt, lo, 1 if lo_inc else 0)
-                else:
-                    _n.py_seek(self._kind, self._h, c, self._kt, last, 0)
+                c, floor = self._seek(lo, lo_inc) if last is _MISSING else self._seek(last, False)
                 continue
             if not batch:
                 return
             for row in batch:
                 k = row[0] if what == 2 else row
+                if floor is not None and (k < floor[0] or (k == floor[0] and not floor[1])):
+                    continue
                 if hi is not None and (k > hi or (k == hi and not hi_inc)):
                     return
                 last = k
@@ -947,3 +1018,278 @@ _KINDS = {
     _n.COMMY_KIND_BOX: Box, _n.COMMY_KIND_VEC: Vec, _n.COMMY_KIND_STR: Str, _n.COMMY_KIND_DEQUE: Deque,
     _n.COMMY_KIND_MAP: Map, _n.COMMY_KIND_SET: Set, _n.COMMY_KIND_OMAP: OrderedMap, _n.COMMY_KIND_OSET: OrderedSet,
 }
+
+
+# ---- sessions with commy-server -----------------------------------------------
+
+import collections as _collections  # noqa: E402
+import sys as _sys  # noqa: E402
+import weakref as _weakref  # noqa: E402
+
+Change = _collections.namedtuple("Change", "service var version kind value len")
+Change.__doc__ = """One change of a subscribed variable, as a callback receives it.
+
+service: the Service; var: the variable (container) name; version: its
+change counter after the change; kind: the container kind ("box", "map",
+...; None if the server did not say); value: for a box or str the new value
+(decoded by its type), else None; len: a collection's length after the
+change (1 for a box, the byte length for a str)."""
+
+_MODES = {"local": 1, "remote": 2, "auto": 3}
+_KIND_NAMES = {_n.COMMY_KIND_BOX: "box", _n.COMMY_KIND_VEC: "vec", _n.COMMY_KIND_STR: "str",
+               _n.COMMY_KIND_DEQUE: "deque", _n.COMMY_KIND_MAP: "map", _n.COMMY_KIND_SET: "set",
+               _n.COMMY_KIND_OMAP: "ordered_map", _n.COMMY_KIND_OSET: "ordered_set"}
+_sessions = _weakref.WeakSet()
+
+
+def _have_sessions():
+    if not hasattr(_n, "py_session_connect"):
+        raise NotSupportedError(getattr(_n, "COMMY_ENOTSUP", -20),
+                                "this commy package was built without sessions (libwebsockets, cJSON or OpenSSL "
+                                "were missing when it was built); install them and reinstall the package")
+
+
+class Session(_Blocking):
+    """A connection to a commy-server (docs/protocol.md). A context manager;
+    close() is idempotent and closes the services opened through it.
+
+        with commy.Session("wss://host:7777", ca_file="ca.pem") as s:
+            s.authenticate("acme", "KEYID.SECRET")
+            svc = s.open_service("orders")          # mode "auto": local if allowed
+            hits = svc.box("hits", commy.i64)        # the same Box as on a Segment
+            hits.fetch_add(1)
+
+    url:        "wss://HOST:PORT" ("ws://" only for a server run with --insecure-dev)
+    ca_file:    PEM file of the CA that signed the server's certificate (None: the system's)
+    cert_file, key_file: a client certificate for mutual TLS
+    insecure_skip_verify: accept any server certificate (tests only)
+    timeout:    seconds a request waits for its reply (None: the library's 10 s)
+    reconnect:  reconnect in the background after a drop (default True), with
+                a backoff capped at reconnect_max seconds
+
+    Subscription callbacks run on one thread of this session (not on the
+    network thread and not with any commy call in progress), one at a time
+    in the order the server sent the changes; they may call commy."""
+
+    def __init__(self, url, *, ca_file=None, cert_file=None, key_file=None, insecure_skip_verify=False, timeout=None,
+                 reconnect=True, reconnect_max=None):
+        self._h = None
+        self._events = None
+        _have_sessions()
+        self.url = url
+        ms = 0 if timeout is None else max(1, _timeout_ms(timeout))
+        rmax = 0 if reconnect_max is None else max(1, _timeout_ms(reconnect_max))
+        fs = lambda p: None if p is None else _os.fspath(p)  # noqa: E731
+        self._services = _weakref.WeakSet()
+        self._dispatcher = None
+        self._dispatch_lock = _threading.Lock()
+        self._h = _n.py_session_connect(url, ms, fs(ca_file), fs(cert_file), fs(key_file), bool(insecure_skip_verify),
+                                        bool(reconnect), rmax)
+        self._events = _n.py_events_new()
+        _sessions.add(self)
+
+    connect = classmethod(lambda cls, url, **options: cls(url, **options))
+    connect.__doc__ = "Session.connect(url, **options): the same as Session(url, **options)."
+
+    def _handle(self):
+        if self._h is None:
+            raise ClosedError(_n.COMMY_ECLOSED, f"session to {self.url!r} is closed")
+        return self._h
+
+    def _call(self, fn, *args):
+        """A blocking session call (GIL released in C), guarded against close()."""
+        h = self._enter()
+        if h is None:
+            self._handle()
+        try:
+            return fn(h, *args)
+        finally:
+            self._leave(h)
+
+    def authenticate(self, tenant, api_key):
+        """Authenticates with an API key ("KEYID.SECRET"); AuthError if refused."""
+        self._call(_n.commy_session_authenticate, tenant, api_key)
+        return self
+
+    def authenticate_token(self, tenant, token):
+        """Authenticates with a token of an earlier session; AuthError or ExpiredError if refused."""
+        self._call(_n.commy_session_authenticate_token, tenant, token)
+        return self
+
+    @property
+    def token(self):
+        """The session token (a str), for authenticate_token elsewhere."""
+        return _n.py_session_token(self._handle())[0]
+
+    @property
+    def token_expires(self):
+        """When the token expires, in Unix seconds."""
+        return _n.py_session_token(self._handle())[1]
+
+    @property
+    def client_id(self):
+        """The client id the server gave these credentials."""
+        return _n.py_session_client_id(self._handle())
+
+    @property
+    def connected(self):
+        """True while connected (and authenticated), False while reconnecting."""
+        return self._h is not None and bool(_n.commy_session_connected(self._h))
+
+    def refresh(self):
+        """Replaces the token with a new one; the server revokes the old one."""
+        self._call(_n.commy_session_refresh)
+
+    def logout(self):
+        """Revokes the token and closes the services on the server."""
+        self._call(_n.commy_session_logout)
+
+    def revoke_client(self, client_id):
+        """Admin: revokes a client (its sessions close, its token is revoked and
+        local services it mapped move to new files). Returns how many service
+        files were rotated."""
+        return self._call(_n.commy_session_revoke_client, client_id)
+
+    def open_service(self, name, mode="auto"):
+        """Opens the tenant's service called name: mode "local" (map the
+        service file: shared-memory speed; only on the server's machine),
+        "remote" (every call is a request to the server) or "auto" (local
+        when allowed). Returns a Service, which opens containers like a Segment."""
+        try:
+            m = _MODES[mode]
+        except KeyError:
+            raise ValueError(f"mode must be 'local', 'remote' or 'auto', not {mode!r}") from None
+        svc_h = self._call(_n.commy_session_open_service, name, m)
+        return Service._make(self, name, svc_h)
+
+    def _dispatch(self):
+        q = self._events
+        while True:
+            ev = _n.py_events_next(q, -1)
+            if ev is False:
+                return
+            if ev is None:
+                continue
+            fn, svc, var, version, kind, value, n = ev
+            try:
+                fn(Change(svc, var, version, _KIND_NAMES.get(kind), value, n))
+            except BaseException as e:  # a callback's failure must not end the dispatcher
+                _sys.unraisablehook(_UnraisableArgs(e, fn))
+
+    def _subscribe(self, svc, svc_h, var, callback):
+        with self._dispatch_lock:
+            if self._dispatcher is None:
+                self._dispatcher = _threading.Thread(target=self._dispatch, name=f"commy-session-events {self.url}",
+                                                     daemon=True)
+                self._dispatcher.start()
+        _n.py_service_subscribe(svc_h, var, self._events, svc, callback)
+
+    # lifecycle
+    def close(self):
+        """Closes every service opened through this session and the connection."""
+        for svc in list(self._services):
+            svc.close()
+        _Blocking.close(self)
+
+    def _release(self, h):
+        _n.commy_session_close(h)  # waits for the network thread: no callback is queued after this
+        q, self._events = self._events, None
+        if q is not None:
+            _n.py_events_stop(q)
+            t = self._dispatcher
+            if t is not None and t is not _threading.current_thread():
+                t.join()
+            _n.py_events_free(q)
+
+    @property
+    def closed(self):
+        return self._h is None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self):
+        return f"<commy.Session {self.url!r}{' closed' if self._h is None else ''}>"
+
+
+class _UnraisableArgs:
+    """What sys.unraisablehook expects, for an exception a callback raised."""
+
+    def __init__(self, exc, obj):
+        self.exc_type, self.exc_value, self.exc_traceback = type(exc), exc, exc.__traceback__
+        self.err_msg = "Exception in a commy subscription callback"
+        self.object = obj
+
+
+def connect(url, **options):
+    """commy.connect(url, **options): a new Session (see Session)."""
+    return Session(url, **options)
+
+
+class Service(Segment):
+    """A service of commy-server opened through a Session: a Segment whose
+    containers (box(), map(), ...) are the same Box, Map, ... types, either
+    mapped locally (mode "local") or reached through the server ("remote").
+    On a remote service, lock(), stats(), info(), check() and
+    Vec.memoryview() raise NotSupportedError."""
+
+    def __init__(self, *a, **k):
+        raise TypeError("open a Service with Session.open_service(name, mode)")
+
+    @classmethod
+    def _make(cls, session, name, svc_h):
+        self = cls.__new__(cls)
+        self._h = None
+        self._svc = svc_h
+        self.session = session
+        self.name = name
+        self.path = f"{session.url}/{name}"
+        self.readonly = False
+        self.mode = "local" if _n.commy_service_mode(svc_h) == 1 else "remote"
+        self._remote = self.mode == "remote"
+        try:
+            self._h = _n.py_service_alloc(svc_h)
+        except BaseException:
+            _n.commy_service_close(svc_h)
+            raise
+        session._services.add(self)
+        return self
+
+    def subscribe(self, var, callback):
+        """Calls callback(change) (a commy.Change) for every change of the
+        container called var, in the order the server saw them, until
+        unsubscribe(var). The callback runs on the session's event thread."""
+        h = self._enter()
+        if h is None:
+            self._handle()
+        try:
+            self.session._subscribe(self, self._svc, var, callback)
+        finally:
+            self._leave(h)
+
+    def unsubscribe(self, var):
+        """Ends the subscription to var (NotFoundError if there is none)."""
+        h = self._enter()
+        if h is None:
+            self._handle()
+        try:
+            _n.commy_service_unsubscribe(self._svc, var)
+        finally:
+            self._leave(h)
+
+    def _release(self, h):
+        svc, self._svc = self._svc, None
+        if svc is not None:
+            _n.commy_service_close(svc)  # frees the borrowed alloc h too
+
+    def __repr__(self):
+        return f"<commy.Service {self.name!r} ({self.mode}){' closed' if self._h is None else ''}>"
