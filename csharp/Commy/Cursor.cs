@@ -39,6 +39,15 @@ internal sealed unsafe class CursorReader
     /// or > key; ordered kinds only.</summary>
     public void Seek(byte[] key, bool inclusive)
     {
+        if (_owner.Segment.IsRemote)
+        {
+            // A remote service cannot seek a cursor to a key: find the first
+            // key of the range (lower/upper bound), then walk from the start
+            // and skip until it (Next).
+            _skipUntil = BoundKey(key, inclusive);
+            _exhausted = _skipUntil == null;
+            return;
+        }
         using HandleUse u = _owner.Use();
         int rc;
         fixed (NativeCursor* c = &_cur)
@@ -54,8 +63,44 @@ internal sealed unsafe class CursorReader
         Native.Check(rc);
     }
 
+    private byte[]? _skipUntil;
+    private bool _exhausted;
+
+    private byte[]? BoundKey(byte[] key, bool inclusive)
+    {
+        fixed (byte* kp = key)
+        {
+            byte dummy = 0;
+            using HandleUse u = _owner.Use();
+            var op = new OrderedBoundOp
+            {
+                H = u.Ptr, IsMap = _owner.Kind == ContainerKind.OrderedMap,
+                What = inclusive ? Bound.Lower : Bound.Upper, Key = key.Length == 0 ? &dummy : kp, KeyLen = (nuint)key.Length,
+            };
+            int rc = PairReader.TryRead<OrderedBoundOp, byte[], byte[]>(ref op, false, out byte[] found, out _);
+            if (rc == ErrorCode.NotFound || rc == ErrorCode.Empty) return null;
+            Native.Check(rc);
+            return found;
+        }
+    }
+
     /// <summary>One step: true with the entry in the buffers, false at the end.</summary>
     public bool Next()
+    {
+        if (_exhausted) return false;
+        while (_skipUntil != null)
+        {
+            if (!Step()) return false;
+            if (KeyBytes.SequenceEqual(_skipUntil))
+            {
+                _skipUntil = null;
+                return true;
+            }
+        }
+        return Step();
+    }
+
+    private bool Step()
     {
         using HandleUse u = _owner.Use();
         while (true)

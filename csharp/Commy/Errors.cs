@@ -30,6 +30,14 @@ public static class ErrorCode
     public const int BadFree = -19;
     public const int NotSupported = -20;
     public const int Journal = -21;
+    // commy-server and sessions (docs/protocol.md)
+    public const int Protocol = -22;
+    public const int UnknownOperation = -23;
+    public const int TooBig = -24;
+    public const int Auth = -25;
+    public const int Expired = -26;
+    public const int Forbidden = -27;
+    public const int Disconnected = -28;
 }
 
 /// <summary>Base of every error commy raises. <see cref="Code"/> is the C
@@ -68,6 +76,13 @@ public class CommyException : Exception
         ErrorCode.BadFree => new BadFreeException(code, message),
         ErrorCode.NotSupported => new UnsupportedOperationException(code, message),
         ErrorCode.Journal => new JournalFullException(code, message),
+        ErrorCode.Protocol => new ProtocolException(code, message),
+        ErrorCode.UnknownOperation => new UnknownOperationException(code, message),
+        ErrorCode.TooBig => new MessageTooBigException(code, message),
+        ErrorCode.Auth => new AuthException(code, message),
+        ErrorCode.Expired => new ExpiredException(code, message),
+        ErrorCode.Forbidden => new ForbiddenException(code, message),
+        ErrorCode.Disconnected => new DisconnectedException(code, message),
         _ => new CommyException(code, message),
     };
 }
@@ -117,6 +132,22 @@ public sealed class BadFreeException : CommyException { public BadFreeException(
 public sealed class UnsupportedOperationException : CommyException { public UnsupportedOperationException(int c, string m) : base(c, m) { } }
 /// <summary>A batch (Segment.Lock) outgrew the undo journal and was rolled back (COMMY_EJOURNAL).</summary>
 public sealed class JournalFullException : CommyException { public JournalFullException(int c, string m) : base(c, m) { } }
+/// <summary>Authentication failed (unknown tenant or key, wrong secret: one
+/// answer for all), or a request came before authenticating (COMMY_EAUTH).
+/// The base of the authentication family.</summary>
+public class AuthException : CommyException { public AuthException(int c, string m) : base(c, m) { } }
+/// <summary>The session token expired: authenticate again (COMMY_EEXPIRED).</summary>
+public sealed class ExpiredException : AuthException { public ExpiredException(int c, string m) : base(c, m) { } }
+/// <summary>The token's permissions do not allow the operation (COMMY_EFORBIDDEN).</summary>
+public sealed class ForbiddenException : CommyException { public ForbiddenException(int c, string m) : base(c, m) { } }
+/// <summary>The session has no connection to the server; it may be reconnecting (COMMY_EDISCONNECTED).</summary>
+public sealed class DisconnectedException : CommyException { public DisconnectedException(int c, string m) : base(c, m) { } }
+/// <summary>A frame broke the protocol (COMMY_EPROTO).</summary>
+public sealed class ProtocolException : CommyException { public ProtocolException(int c, string m) : base(c, m) { } }
+/// <summary>The server does not know the operation (COMMY_EUNKNOWNOP).</summary>
+public sealed class UnknownOperationException : CommyException { public UnknownOperationException(int c, string m) : base(c, m) { } }
+/// <summary>A message larger than the server's limit (COMMY_ETOOBIG).</summary>
+public sealed class MessageTooBigException : CommyException { public MessageTooBigException(int c, string m) : base(c, m) { } }
 /// <summary>The native library is not the version this binding was generated against.</summary>
 public sealed class VersionMismatchException : CommyException
 {

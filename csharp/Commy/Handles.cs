@@ -9,13 +9,59 @@ namespace Commy;
 /// Dispose or in the finaliser, and never while a call is using it.</summary>
 internal sealed class SegmentHandle : SafeHandle
 {
+    private SafeHandle? _owner;
+
     public SegmentHandle() : base(IntPtr.Zero, true) { }
+    public override bool IsInvalid => handle == IntPtr.Zero;
+    internal void Set(IntPtr h) => SetHandle(h);
+
+    /// <summary>A commy_alloc * borrowed from owner (a service's): it holds a
+    /// reference on owner instead of closing the alloc, so the service is
+    /// closed only after the last call through this handle returned.</summary>
+    internal void SetBorrowed(IntPtr h, SafeHandle owner)
+    {
+        bool ok = false;
+        owner.DangerousAddRef(ref ok);
+        _owner = owner;
+        SetHandle(h);
+    }
+
+    protected override bool ReleaseHandle()
+    {
+        if (_owner != null) _owner.DangerousRelease();
+        else commy.commy_alloc_close(handle);
+        return true;
+    }
+}
+
+/// <summary>Owns one commy_session *: commy_session_close runs exactly once.</summary>
+internal sealed class SessionHandle : SafeHandle
+{
+    public SessionHandle() : base(IntPtr.Zero, true) { }
     public override bool IsInvalid => handle == IntPtr.Zero;
     internal void Set(IntPtr h) => SetHandle(h);
 
     protected override bool ReleaseHandle()
     {
-        commy.commy_alloc_close(handle);
+        commy.commy_session_close(handle);
+        return true;
+    }
+}
+
+/// <summary>Owns one commy_service *: commy_service_close runs exactly once,
+/// after the Service and its Segment view are both done with it.</summary>
+internal sealed class ServiceHandle : SafeHandle
+{
+    internal Action? AfterClose;
+
+    public ServiceHandle() : base(IntPtr.Zero, true) { }
+    public override bool IsInvalid => handle == IntPtr.Zero;
+    internal void Set(IntPtr h) => SetHandle(h);
+
+    protected override bool ReleaseHandle()
+    {
+        commy.commy_service_close(handle);
+        AfterClose?.Invoke(); // no callback can run any more: free what they used
         return true;
     }
 }

@@ -108,7 +108,7 @@ public abstract unsafe class MapBase<TKey, TValue> : Container, IDictionary<TKey
     /// <summary>Adds key if absent (atomically, across processes); false if present.</summary>
     public bool TryAdd(TKey key, TValue value)
     {
-        using SegmentLock l = Segment.Lock();
+        using SegmentLock l = Segment.BatchLock();
         if (ContainsKey(key)) return false;
         Put(key, value);
         return true;
@@ -170,7 +170,7 @@ public abstract unsafe class MapBase<TKey, TValue> : Container, IDictionary<TKey
 
     bool ICollection<KeyValuePair<TKey, TValue>>.Remove(KeyValuePair<TKey, TValue> item)
     {
-        using SegmentLock l = Segment.Lock();
+        using SegmentLock l = Segment.BatchLock();
         if (!TryGetValue(item.Key, out TValue? v) || !ValueComparer<TValue>.Instance.Equals(v, item.Value)) return false;
         return Remove(item.Key);
     }

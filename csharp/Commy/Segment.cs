@@ -56,13 +56,30 @@ public sealed class Segment : IDisposable
     public bool IsReadOnly { get; }
     /// <summary>True once disposed.</summary>
     public bool IsClosed => Handle.IsClosed;
+    /// <summary>True for a service opened in remote mode (<see cref="Service"/>):
+    /// no mapping; every call is a round trip to commy-server, and Lock,
+    /// Stats, Info, Check and the spans of Vec throw UnsupportedOperationException.</summary>
+    public bool IsRemote { get; }
 
-    private Segment(SegmentHandle h, string path, bool readOnly)
+    private Segment(SegmentHandle h, string path, bool readOnly, bool remote = false)
     {
         Handle = h;
         Path = path;
         IsReadOnly = readOnly;
+        IsRemote = remote;
     }
+
+    /// <summary>The segment view of a service: its commy_alloc, borrowed from the service handle.</summary>
+    internal static Segment ForService(IntPtr alloc, ServiceHandle owner, string label, bool remote)
+    {
+        var h = new SegmentHandle();
+        h.SetBorrowed(alloc, owner);
+        return new Segment(h, label, false, remote);
+    }
+
+    /// <summary>The lock for a batch where the segment is mapped; on a remote
+    /// service (no lock to take) or a read-only one, nothing.</summary>
+    internal SegmentLock BatchLock() => IsRemote || IsReadOnly ? default : Lock();
 
     /// <summary>Opens the segment at path, creating it unless options say otherwise.</summary>
     public static unsafe Segment Open(string path, SegmentOptions? options = null)

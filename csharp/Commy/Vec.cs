@@ -96,7 +96,7 @@ public sealed unsafe class Vec<T> : Container, IList<T>, IReadOnlyList<T>
     public void AddRange(IEnumerable<T> items)
     {
         ArgumentNullException.ThrowIfNull(items);
-        using SegmentLock l = Segment.Lock();
+        using SegmentLock l = Segment.BatchLock();
         foreach (T x in items) Add(x);
     }
 
@@ -189,8 +189,8 @@ public sealed unsafe class Vec<T> : Container, IList<T>, IReadOnlyList<T>
     /// <summary>Copies every element into a new array (one consistent snapshot).</summary>
     public T[] ToArray()
     {
-        using SegmentLock l = Segment.IsReadOnly ? default : Segment.Lock();
-        if (Codec<T>.IsFixed) return AsReadOnlySpan().ToArray();
+        using SegmentLock l = Segment.BatchLock();
+        if (Codec<T>.IsFixed && !Segment.IsRemote) return AsReadOnlySpan().ToArray();
         var a = new T[Count];
         for (int i = 0; i < a.Length; i++) a[i] = Get(i);
         return a;
@@ -198,9 +198,9 @@ public sealed unsafe class Vec<T> : Container, IList<T>, IReadOnlyList<T>
 
     public int IndexOf(T item)
     {
-        using SegmentLock l = Segment.IsReadOnly ? default : Segment.Lock();
+        using SegmentLock l = Segment.BatchLock();
         var cmp = EqualityComparer<T>.Default;
-        if (Codec<T>.IsFixed)
+        if (Codec<T>.IsFixed && !Segment.IsRemote)
         {
             ReadOnlySpan<T> s = AsReadOnlySpan();
             for (int i = 0; i < s.Length; i++)
@@ -222,7 +222,7 @@ public sealed unsafe class Vec<T> : Container, IList<T>, IReadOnlyList<T>
     /// <summary>Removes the first element equal to item (atomically).</summary>
     public bool Remove(T item)
     {
-        using SegmentLock l = Segment.Lock();
+        using SegmentLock l = Segment.BatchLock();
         int i = IndexOf(item);
         if (i < 0) return false;
         RemoveAt(i);
