@@ -11,6 +11,16 @@ passed=0
 failed=0
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 
+# The session tests start a real commy-server: build it if there is none yet.
+root="$(cd "$here/.." && pwd)"
+build="${COMMY_BUILD:-$root/build}"
+if [ -z "${COMMY_SERVER:-}" ] && [ ! -x "$build/server/commy-server" ]; then
+    echo "run_tests: building commy-server in $build for the session tests"
+    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
+        cmake --build "$build" --target commy-server -j2 >/dev/null || echo "run_tests: building commy-server failed"
+fi
+export COMMY_BUILD="$build"
+
 # 1. xunit: counts come from the TRX report.
 results="$here/artifacts/test-results"
 rm -rf "$results"

@@ -45,6 +45,23 @@ def inner(pattern):
     return 0 if failed == 0 and result.testsRun > 0 else 1
 
 
+def ensure_server(env):
+    """The session tests start a real commy-server: build it if there is none yet."""
+    root = HERE.parent
+    build = Path(env.get("COMMY_BUILD") or root / "build")
+    env["COMMY_BUILD"] = str(build)
+    if env.get("COMMY_SERVER") or (build / "server" / "commy-server").exists():
+        return
+    print(f"building commy-server in {build} for the session tests", flush=True)
+    try:
+        subprocess.check_call(["cmake", "-S", str(root), "-B", str(build), "-DCMAKE_BUILD_TYPE=RelWithDebInfo"],
+                              stdout=subprocess.DEVNULL)
+        subprocess.check_call(["cmake", "--build", str(build), "--target", "commy-server", "-j2"],
+                              stdout=subprocess.DEVNULL)
+    except (OSError, subprocess.CalledProcessError) as e:
+        print(f"building commy-server failed ({e}); the session tests will fail")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
@@ -58,6 +75,7 @@ def main():
 
     env = dict(os.environ)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    ensure_server(env)
     tmp = None
     try:
         if args.python:
