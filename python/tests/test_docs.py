@@ -6,7 +6,7 @@ import re
 import unittest
 from pathlib import Path
 
-from util import SegmentTest
+from util import CommyServer, SegmentTest
 
 DOC = Path(os.environ.get("COMMY_DOCS", Path(__file__).resolve().parents[2] / "docs" / "python.md"))
 
@@ -24,12 +24,21 @@ class TestDocs(SegmentTest):
         self.assertGreaterEqual(len(found), 5, "docs/python.md should show every type")
         old = os.getcwd()
         os.chdir(self.dir)
+        server = None
         try:
             for i, code in enumerate(found):
+                env = {"__name__": "__doc_example__"}
+                if "commy.Session" in code:
+                    # URL, CA_FILE and API_KEY: a real commy-server started for the examples
+                    server = server or CommyServer()
+                    env.update(URL=server.url, CA_FILE=server.ca_file, API_KEY=CommyServer.KEY)
                 with self.subTest(block=i, first_line=code.splitlines()[0] if code else ""):
-                    exec(compile(code, f"{DOC.name}[block {i}]", "exec"), {"__name__": "__doc_example__"})
+                    exec(compile(code, f"{DOC.name}[block {i}]", "exec"), env)
         finally:
             os.chdir(old)
+            if server is not None:
+                server.stop()
+        self.assertIsNotNone(server, "docs/python.md should show sessions")
 
 
 if __name__ == "__main__":
