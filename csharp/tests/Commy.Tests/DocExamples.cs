@@ -306,3 +306,63 @@ public class DocExamples
         Assert.True(threw);
     }
 }
+
+/// <summary>The session examples of docs/csharp.md, against a real commy-server
+/// (url, caFile and apiKey stand for the reader's own).</summary>
+[Collection("server")]
+public class SessionDocExamples
+{
+    private readonly CommyServer _server;
+
+    public SessionDocExamples(CommyServer server) { _server = server; }
+
+    [Fact]
+    public void SessionExample()
+    {
+        string url = _server.Url, caFile = _server.CaFile, apiKey = CommyServer.Key;
+        bool seen;
+        long workers;
+        // doc:session
+        using var session = Session.Connect(url, new SessionOptions { CaFile = caFile });
+        session.Authenticate("acme", apiKey);
+        using Service service = session.OpenService("docs", ServiceMode.Remote);
+        using var hits = service.OpenBox<long>("hits");        // the same Box<long> as on a Segment
+        hits.Value = 0;
+        using var got = new ManualResetEventSlim();
+        using (service.Subscribe("hits", change => { if (change.Value is 2L) got.Set(); }))
+        {
+            hits.Add(2);
+            seen = got.Wait(TimeSpan.FromSeconds(10));
+        }
+        using Service local = session.OpenService("docs");     // Auto: mapped, on the server's machine
+        workers = local.OpenMap<string, long>("config").GetValueOrDefault("workers", 4);
+        // end
+        Assert.True(seen);
+        Assert.Equal(4, workers);
+        Assert.Equal(ServiceMode.Local, local.Mode);
+        Assert.Equal(2, local.OpenBox<long>("hits").Value);
+    }
+
+    [Fact]
+    public void SessionErrors()
+    {
+        string url = _server.Url, caFile = _server.CaFile, apiKey = CommyServer.Key;
+        int code = 0;
+        // doc:session-errors
+        using var session = Session.Connect(url, new SessionOptions { CaFile = caFile });
+        try
+        {
+            session.Authenticate("acme", "app.wrong-secret");
+        }
+        catch (AuthException e)
+        {
+            code = e.Code;                                     // ErrorCode.Auth
+        }
+        session.Authenticate("acme", apiKey);
+        session.Refresh();
+        session.Logout();
+        // end
+        Assert.Equal(ErrorCode.Auth, code);
+        Assert.ThrowsAny<CommyException>(() => { using var _ = session.OpenService("docs"); });
+    }
+}
