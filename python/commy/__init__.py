@@ -1082,6 +1082,7 @@ class Session(_Blocking):
         fs = lambda p: None if p is None else _os.fspath(p)  # noqa: E731
         self._services = _weakref.WeakSet()
         self._dispatcher = None
+        self._free_on_exit = False
         self._dispatch_lock = _threading.Lock()
         self._h = _n.py_session_connect(url, ms, fs(ca_file), fs(cert_file), fs(key_file), bool(insecure_skip_verify),
                                         bool(reconnect), rmax)
@@ -1167,6 +1168,8 @@ class Session(_Blocking):
         while True:
             ev = _n.py_events_next(q, -1)
             if ev is False:
+                if self._free_on_exit:  # the session was closed from a callback (this thread)
+                    _n.py_events_free(q)
                 return
             if ev is None:
                 continue
@@ -1197,7 +1200,10 @@ class Session(_Blocking):
         if q is not None:
             _n.py_events_stop(q)
             t = self._dispatcher
-            if t is not None and t is not _threading.current_thread():
+            if t is not None and t is _threading.current_thread():
+                self._free_on_exit = True  # the dispatcher frees it once this callback returns
+                return
+            if t is not None:
                 t.join()
             _n.py_events_free(q)
 
@@ -1219,6 +1225,20 @@ class Session(_Blocking):
 
     def __repr__(self):
         return f"<commy.Session {self.url!r}{' closed' if self._h is None else ''}>"
+
+
+def _close_sessions():
+    """At exit: close the sessions still open (their services are released on the server)."""
+    for s in list(_sessions):
+        try:
+            s.close()
+        except Exception:
+            pass
+
+
+import atexit as _atexit  # noqa: E402
+
+_atexit.register(_close_sessions)
 
 
 class _UnraisableArgs:

@@ -261,6 +261,26 @@ class TestSession(unittest.TestCase):
         with self.assertRaises(commy.ClosedError):
             s.open_service("app")
 
+    def test_close_from_inside_a_callback(self):
+        s = session()
+        svc = s.open_service("app", mode="remote")
+        b = svc.box("closer", commy.i64)
+        done = threading.Event()
+
+        def cb(change):
+            s.close()  # the session's own event thread closes it
+            done.set()
+
+        svc.subscribe("closer", cb)
+        with session() as w:
+            w.open_service("app", mode="remote").box("closer", commy.i64).value = 1
+            self.assertTrue(done.wait(10))
+        s._dispatcher.join(10)
+        self.assertFalse(s._dispatcher.is_alive())
+        self.assertTrue(s.closed)
+        with self.assertRaises(commy.Error):
+            b.value
+
     def test_connect_errors(self):
         with self.assertRaises(commy.InvalidArgumentError):
             commy.Session("http://nowhere")
