@@ -38,6 +38,7 @@ public static class ErrorCode
     public const int Expired = -26;
     public const int Forbidden = -27;
     public const int Disconnected = -28;
+    public const int Locked = -29;
 }
 
 /// <summary>Base of every error commy raises. <see cref="Code"/> is the C
@@ -83,6 +84,7 @@ public class CommyException : Exception
         ErrorCode.Expired => new ExpiredException(code, message),
         ErrorCode.Forbidden => new ForbiddenException(code, message),
         ErrorCode.Disconnected => new DisconnectedException(code, message),
+        ErrorCode.Locked => new LockedOutException(code, message),
         _ => new CommyException(code, message),
     };
 }
@@ -138,6 +140,8 @@ public sealed class JournalFullException : CommyException { public JournalFullEx
 public class AuthException : CommyException { public AuthException(int c, string m) : base(c, m) { } }
 /// <summary>The session token expired: authenticate again (COMMY_EEXPIRED).</summary>
 public sealed class ExpiredException : AuthException { public ExpiredException(int c, string m) : base(c, m) { } }
+/// <summary>Too many failed logins: the credentials are locked out for a while (COMMY_ELOCKED).</summary>
+public sealed class LockedOutException : AuthException { public LockedOutException(int c, string m) : base(c, m) { } }
 /// <summary>The token's permissions do not allow the operation (COMMY_EFORBIDDEN).</summary>
 public sealed class ForbiddenException : CommyException { public ForbiddenException(int c, string m) : base(c, m) { } }
 /// <summary>The session has no connection to the server; it may be reconnecting (COMMY_EDISCONNECTED).</summary>

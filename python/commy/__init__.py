@@ -166,6 +166,10 @@ class ExpiredError(AuthError):
     """COMMY_EEXPIRED: the session token expired; authenticate again."""
 
 
+class LockedOutError(AuthError):
+    """COMMY_ELOCKED: too many failed logins; the credentials are locked out for a while."""
+
+
 class ForbiddenError(Error, _builtins.PermissionError):
     """COMMY_EFORBIDDEN: the token's permissions do not allow the operation."""
 
@@ -203,7 +207,8 @@ _ERRORS = {
     _n.COMMY_EUTF8: Utf8Error, _n.COMMY_EBADFREE: BadFreeError, _n.COMMY_ENOTSUP: NotSupportedError,
     _n.COMMY_EJOURNAL: JournalFullError,
 }
-for _name, _cls in (("COMMY_EAUTH", AuthError), ("COMMY_EEXPIRED", ExpiredError), ("COMMY_EFORBIDDEN", ForbiddenError),
+for _name, _cls in (("COMMY_EAUTH", AuthError), ("COMMY_EEXPIRED", ExpiredError), ("COMMY_ELOCKED", LockedOutError),
+                    ("COMMY_EFORBIDDEN", ForbiddenError),
                     ("COMMY_EDISCONNECTED", DisconnectedError), ("COMMY_EPROTO", ProtocolError),
                     ("COMMY_EUNKNOWNOP", UnknownOperationError), ("COMMY_ETOOBIG", MessageTooBigError)):
     if hasattr(_n, _name):  # a build without sessions may predate these codes
