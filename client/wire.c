@@ -628,7 +628,7 @@ int commy_wire_request_parse(commy_wire_request *r, commy_wire_fault *f, const c
         rc = fault(f, COMMY_EINVAL, "\"op\" must be a string");
         goto out;
     }
-    for (int i = 1; i < COMMY_WIRE_OP_COUNT_; i++)
+    for (int i = 1; i < COMMY_WIRE_OP_COUNT_ && r->op == COMMY_WIRE_OP_NONE; i++)
         if (strcmp(op_names[i], op->valuestring) == 0) r->op = (commy_wire_op)i;
     if (r->op == COMMY_WIRE_OP_NONE) {
         rc = fault(f, COMMY_WIRE_EUNKNOWNOP, "unknown operation '%.40s'", op->valuestring);

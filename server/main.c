@@ -8,6 +8,7 @@
  * lws_cancel_service, which is the one lws call that is safe from another
  * thread. */
 #include "mirror.h"
+#include "json_arena.h"
 #include "ops.h"
 #include "server.h"
 
@@ -1031,7 +1032,9 @@ static int handle_frame(conn *c, const char *data, size_t len)
     commy_wire_fault f;
     char *out;
     pthread_mutex_unlock(&S.lock);
+    srv_json_arena_begin(); /* the request's cJSON tree lives and dies in the parse */
     int rc = commy_wire_request_parse(&r, &f, data, len, S.cfg.max_message_bytes);
+    srv_json_arena_end();
     pthread_mutex_lock(&S.lock);
     /* while writes wait for the mirror, only more writes may join them: any
      * other request, answered now, would overtake their replies */
@@ -1611,6 +1614,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    srv_json_arena_install();
     umask(077);
     char err[512], api_key[128] = "";
     if (demo ? srv_config_demo(&S.cfg, api_key, sizeof api_key, err, sizeof err)
