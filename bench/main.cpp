@@ -73,7 +73,7 @@ void print_table()
             else snprintf(ratio, sizeof ratio, "-");
             if (r.target >= 0) {
                 snprintf(target, sizeof target, ">= %.1fM", r.target / 1e6);
-                met = r.commy >= r.target ? "yes" : "NO";
+                met = r.commy >= r.target ? "MET" : "MISSED";
             } else {
                 snprintf(target, sizeof target, "-");
             }
@@ -86,12 +86,12 @@ void print_table()
             else snprintf(ratio, sizeof ratio, "-");
             if (r.target >= 0 && r.peer > 0) {
                 snprintf(target, sizeof target, "<= %.2f", r.target);
-                met = q <= r.target ? "yes" : "NO";
+                met = q <= r.target ? "MET" : "MISSED";
             } else {
                 snprintf(target, sizeof target, "-");
             }
         }
-        if (!strcmp(met, "NO")) g_failed++;
+        if (!strcmp(met, "MISSED")) g_failed++;
         printf("%-46s %14s %14s %-13s %7s %-10s %s\n", r.op.c_str(), c, p, r.peer_name.c_str(), ratio, target, met);
     }
 }

@@ -42,6 +42,7 @@ static inline int batching(const commy_alloc *a) { return a->depth > 1; }
  * bytes a rollback must bring back: there the copy is logged as well. */
 static int store(commy_alloc *a, void *slot, commy_type t, const void *val, size_t len, int log)
 {
+    if (!commy__is_var(t)) return commy__store_fixed(a, slot, val, len, log || batching(a));
     if (!batching(a) || !commy__is_var(t) || len == 0)
         return commy__value_store(a, slot, t, val, len, log || batching(a));
     struct commy__var v = {0, (uint64_t)len};

@@ -207,10 +207,12 @@ void commy__handle_release(struct commy__handle *h)
 
 /* The header h names, if it still exists (no lock needed to look: the bytes
  * are in the mapping; under the lock the answer is also stable). */
-static struct commy__chdr *live_header(struct commy__handle *h)
+static inline struct commy__chdr *live_header(struct commy__handle *h)
 {
     commy_alloc *a = h->a;
-    if (!commy__in_heap(a, h->off, sizeof(struct commy__chdr))) return NULL;
+    /* The offset was inside the heap when the handle opened, and the heap's
+     * start never moves: only the end (the file may have shrunk) needs a check. */
+    if (h->off > a->size - sizeof(struct commy__chdr)) return NULL;
     struct commy__chdr *c = commy__at(a, h->off);
     if (c->magic != COMMY__CONTAINER_MAGIC || c->kind != h->kind || c->instance != h->instance) return NULL;
     return c;
@@ -263,7 +265,7 @@ int commy__handle_follow(struct commy__handle *h)
     return commy__end(na, sp, rc);
 }
 
-int commy__op_begin(struct commy__handle *h, int write, uint64_t *sp, struct commy__chdr **out)
+int commy__op_begin_slow(struct commy__handle *h, int write, uint64_t *sp, struct commy__chdr **out)
 {
     int rc = check_handle(h, "operation");
     if (rc) return rc;
@@ -275,28 +277,15 @@ int commy__op_begin(struct commy__handle *h, int write, uint64_t *sp, struct com
     return COMMY_OK;
 }
 
+int commy__op_removed(struct commy__handle *h, uint64_t sp) { return commy__end(h->a, sp, removed(h)); }
+
 static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *ts)
 {
     /* Not FUTEX_PRIVATE_FLAG: the word lives in a file mapping shared by processes. */
     return syscall(SYS_futex, (uint32_t *)word, op, val, ts, NULL, 0);
 }
 
-int commy__op_end(struct commy__handle *h, uint64_t sp, int rc, int changed)
-{
-    _Atomic uint32_t *word = NULL;
-    if (rc >= 0 && changed) {
-        struct commy__chdr *c = commy__at(h->a, h->off);
-        atomic_fetch_add_explicit(&c->version, 1, memory_order_seq_cst);
-        /* Waiters register under the lock we hold, so this read is exact. */
-        if (atomic_load_explicit(&c->waiters, memory_order_seq_cst) != 0) word = &c->version;
-    }
-    rc = commy__end(h->a, sp, rc);
-    /* Wake after unlocking, so the woken process does not run straight into
-     * our lock. A wake on a word freed meanwhile is harmless (at worst a
-     * spurious wake-up, or EFAULT if the file shrank under it). */
-    if (word) futex(word, FUTEX_WAKE, INT_MAX, NULL);
-    return rc;
-}
+void commy__version_wake(_Atomic uint32_t *word) { futex(word, FUTEX_WAKE, INT_MAX, NULL); }
 
 void commy__changed(struct commy__chdr *c)
 {

@@ -30,8 +30,9 @@ static inline int batching(const commy_alloc *a) { return a->depth > 1; }
 /* commy__value_store copies a bytes/str value into a fresh block unlogged.
  * Inside a batch that block may be one freed earlier in the batch, whose old
  * bytes a rollback must bring back: there the copy is logged as well. */
-static int store(commy_alloc *a, void *slot, commy_type t, const void *val, size_t len, int log)
+static inline int store(commy_alloc *a, void *slot, commy_type t, const void *val, size_t len, int log)
 {
+    if (!commy__is_var(t)) return commy__store_fixed(a, slot, val, len, log || batching(a));
     if (!batching(a) || !commy__is_var(t) || len == 0)
         return commy__value_store(a, slot, t, val, len, log || batching(a));
     struct commy__var v = {0, (uint64_t)len};
@@ -153,7 +154,7 @@ int commy_deque_wait(commy_deque *d, uint32_t seen, int32_t timeout_ms)
 
 /* ---------------------------------------------------------------- helpers */
 
-static int check_value(commy_deque *d, const void *val, size_t len)
+static inline int check_value(commy_deque *d, const void *val, size_t len)
 {
     if (commy__value_fast_ok(d->h.ktype, val, len)) return COMMY_OK;
     char what[COMMY_ROOT_NAME_MAX + 32];
@@ -245,7 +246,7 @@ static int pop(commy_deque *d, void *out, size_t cap, size_t *out_len, int front
     if (n == 0) return commy__op_end(&d->h, sp, empty(d), 0);
     char *slot = ring_slot(a, c, d->h.kslot, front ? 0 : n - 1);
     /* Copy out before changing anything: a short buffer leaves the deque as it was. */
-    rc = commy__value_load(a, slot, d->h.ktype, out, cap, out_len);
+    rc = commy__value_load_ss(a, slot, d->h.ktype, d->h.kslot, out, cap, out_len);
     if (rc == 0 && front) {
         uint64_t head = c->body[2] + 1;
         rc = commy__put64(a, &c->body[2], head == c->body[1] ? 0 : head);
@@ -310,8 +311,8 @@ static int peek(commy_deque *d, int front, void *out, size_t cap, size_t *out_le
     if (c->len == 0)
         rc = empty(d);
     else
-        rc = commy__value_load(d->h.a, ring_slot(d->h.a, c, d->h.kslot, front ? 0 : c->len - 1), d->h.ktype, out,
-                               cap, out_len);
+        rc = commy__value_load_ss(d->h.a, ring_slot(d->h.a, c, d->h.kslot, front ? 0 : c->len - 1), d->h.ktype,
+                                  d->h.kslot, out, cap, out_len);
     return commy__op_end(&d->h, sp, rc, 0);
 }
 
@@ -342,7 +343,7 @@ int commy_deque_get(commy_deque *d, uint64_t index, void *out, size_t cap, size_
     if (index >= c->len)
         rc = out_of_range(d, index, c->len);
     else
-        rc = commy__value_load(d->h.a, ring_slot(d->h.a, c, d->h.kslot, index), d->h.ktype, out, cap, out_len);
+        rc = commy__value_load_ss(d->h.a, ring_slot(d->h.a, c, d->h.kslot, index), d->h.ktype, d->h.kslot, out, cap, out_len);
     return commy__op_end(&d->h, sp, rc, 0);
 }
 

@@ -73,11 +73,25 @@ static uint64_t cap_for(uint64_t n)
     return cap;
 }
 
-/* h, when the caller has a handle, carries the slot sizes already worked out. */
+/* h, when the caller has a handle, carries the slot layout already worked out. */
 static void layout(struct ht *t, commy_alloc *a, struct commy__chdr *c, const struct commy__handle *h)
 {
     t->a = a;
     t->c = c;
+    if (h && h->stride) {
+        t->is_map = h->kind == COMMY_KIND_MAP;
+        t->kt = h->ktype;
+        t->vt = t->is_map ? h->vtype : 0;
+        t->kslot = h->kslot;
+        t->vslot = t->is_map ? h->vslot : 0;
+        t->kvar = commy__is_var(t->kt);
+        t->vvar = t->is_map && commy__is_var(t->vt);
+        t->numkey = !t->kvar && COMMY_TYPE_BASE(t->kt) != COMMY_T_BLOB;
+        t->voff = h->voff;
+        t->stride = h->stride;
+        t->seed = c->body[1];
+        return;
+    }
     if (h) {
         t->is_map = h->kind == COMMY_KIND_MAP;
         t->kt = h->ktype;
@@ -98,6 +112,16 @@ static void layout(struct ht *t, commy_alloc *a, struct commy__chdr *c, const st
     t->voff = (uint32_t)align_up(t->kslot, va);
     t->stride = (uint32_t)align_up(t->voff + t->vslot, ka > va ? ka : va);
     t->seed = c->body[1];
+}
+
+void commy__ht_handle_layout(struct commy__handle *h)
+{
+    struct ht t;
+    struct commy__chdr c = {0};
+    h->stride = 0;
+    layout(&t, h->a, &c, h);
+    h->voff = t.voff;
+    h->stride = t.stride;
 }
 
 static void attach(struct ht *t, uint64_t off)
@@ -172,7 +196,7 @@ static inline uint64_t key_hash(const struct ht *t, const void *k, size_t klen)
 {
     if (t->numkey) {
         uint64_t x = 0;
-        memcpy(&x, k, t->kslot); /* little-endian: zero-extends */
+        commy__copy_small(&x, k, t->kslot); /* little-endian: zero-extends */
         return mix64(x ^ t->seed);
     }
     return commy__value_hash(t->kt, k, klen, t->seed);
@@ -644,6 +668,96 @@ int commy__ht_put(int *out_added, struct commy__handle *h, const void *key, size
     return rc;
 }
 
+/* The lock-free lookup of a fixed-size key (internal.h, "lock-free reads"):
+ * 1 if the answer is consistent, with *found and, if found, the value's
+ * vslot bytes in val (at most 8 bytes); 0 to take the locked path. */
+static int find_fast(int *found, char *val, struct commy__handle *h, const void *k, size_t klen)
+{
+    struct commy__snap s;
+    for (int tries = 0; tries < 2; tries++) {
+        struct commy__chdr *c = commy__snap_begin(&s, h);
+        if (c == NULL) return 0;
+        struct ht t;
+        layout(&t, s.a, c, h);
+        uint64_t off = c->body[0], i = 0;
+        if (off == 0) {
+            *found = 0;
+        } else {
+            if ((off & 15) || !commy__snap_in_file(s.a, off, TAB_HDR)) return 0;
+            uint64_t cap = ((volatile struct table *)commy__at(s.a, off))->cap;
+            if (cap < MIN_CAP || cap > MAX_CAP || (cap & (cap - 1)) ||
+                !commy__snap_in_file(s.a, off, table_bytes(cap, t.stride)))
+                return 0;
+            attach(&t, off);
+            t.cap = cap; /* the value checked above, whatever the block says now */
+            t.mask = cap - 1;
+            t.slots = (char *)t.ctrl + ctrl_bytes(cap);
+            *found = find(&t, k, klen, key_hash(&t, k, klen), &i);
+            if (*found && t.is_map) commy__copy_small(val, slot_at(&t, i) + t.voff, t.vslot);
+        }
+        if (commy__snap_valid(&s, h, c)) return 1;
+    }
+    return 0;
+}
+
+/* find_fast for an 8-byte number key (i64, u64, f64), the common case,
+ * with everything in registers. */
+static int find_fast8(int *found, char *val, struct commy__handle *h, uint64_t key)
+{
+    struct commy__snap s;
+    uint64_t stride = h->stride, voff = h->voff;
+    for (int tries = 0; tries < 2; tries++) {
+        struct commy__chdr *c = commy__snap_begin(&s, h);
+        if (c == NULL) return 0;
+        commy_alloc *a = s.a;
+        uint64_t off = c->body[0], seed = c->body[1];
+        const char *hit = NULL;
+        if (off != 0) {
+            if ((off & 15) || !commy__snap_in_file(a, off, TAB_HDR)) return 0;
+            uint64_t cap = ((volatile struct table *)commy__at(a, off))->cap;
+            if (cap < MIN_CAP || cap > MAX_CAP || (cap & (cap - 1)) || !commy__snap_in_file(a, off, table_bytes(cap, (uint32_t)stride)))
+                return 0;
+            const uint8_t *ctrl = (const uint8_t *)commy__at(a, off) + TAB_HDR;
+            const char *slots = (const char *)ctrl + ctrl_bytes(cap);
+            uint64_t hash = mix64(key ^ seed), mask = cap - 1, pos = (hash >> 7) & mask;
+            uint8_t h2 = (uint8_t)(hash & 0x7f);
+            /* The slot a hit most likely is in: fetch it alongside the control
+             * bytes, not after them (in a big table both are cache misses). */
+            __builtin_prefetch(slots + pos * stride);
+            for (uint64_t step = 0; step <= cap && hit == NULL; step += GW) {
+                pos = (pos + step) & mask;
+                uint64_t g;
+                memcpy(&g, ctrl + pos, 8);
+                for (uint64_t m = match_byte(g, h2); m; m &= m - 1) {
+                    const char *slot = slots + ((pos + ((uint64_t)__builtin_ctzll(m) >> 3)) & mask) * stride;
+                    uint64_t k;
+                    memcpy(&k, slot, 8);
+                    if (k == key) {
+                        hit = slot;
+                        break;
+                    }
+                }
+                if (match_empty(g)) break;
+            }
+            if (hit && h->kind == COMMY_KIND_MAP) commy__copy_small(val, hit + voff, h->vslot);
+        }
+        if (commy__snap_valid(&s, h, c)) {
+            *found = hit != NULL;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The key and value types the lock-free lookup handles: numbers and small
+ * blobs, whose bytes are the whole value. */
+static inline int fast_types(const struct commy__handle *h)
+{
+    uint32_t kb = COMMY_TYPE_BASE(h->ktype);
+    return !commy__is_var(h->ktype) && kb != COMMY_T_BLOB && h->kslot <= 8 &&
+           (h->kind != COMMY_KIND_MAP || (!commy__is_var(h->vtype) && h->vslot <= 8));
+}
+
 int commy__ht_get(struct commy__handle *h, const void *key, size_t klen, void *out, size_t cap, size_t *out_len)
 {
     COMMY__CHECK_HANDLE(h);
@@ -651,6 +765,18 @@ int commy__ht_get(struct commy__handle *h, const void *key, size_t klen, void *o
     if (rc) return rc;
     unsigned char kb[8];
     const void *k = canon(h, key, klen, kb);
+    if (fast_types(h) && out != NULL && cap >= h->vslot) {
+        char val[8];
+        int found;
+        uint64_t k8 = 0;
+        if (h->kslot == 8) memcpy(&k8, k, 8);
+        if (h->kslot == 8 ? find_fast8(&found, val, h, k8) : find_fast(&found, val, h, k, klen)) {
+            if (!found) return not_found(h);
+            commy__copy_small(out, val, h->vslot);
+            if (out_len) *out_len = h->vslot;
+            return COMMY_OK;
+        }
+    }
     uint64_t sp;
     struct commy__chdr *c;
     prefetch_key(h, k);
@@ -679,6 +805,12 @@ int commy__ht_contains(int *out, struct commy__handle *h, const void *key, size_
     if (rc) return rc;
     unsigned char kb[8];
     const void *k = canon(h, key, klen, kb);
+    if (fast_types(h)) {
+        char val[8];
+        uint64_t k8 = 0;
+        if (h->kslot == 8) memcpy(&k8, k, 8);
+        if (h->kslot == 8 ? find_fast8(out, val, h, k8) : find_fast(out, val, h, k, klen)) return COMMY_OK;
+    }
     uint64_t sp;
     struct commy__chdr *c;
     prefetch_key(h, k);

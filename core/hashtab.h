@@ -12,6 +12,9 @@
 
 #include "internal.h"
 
+/* Fills h->voff and h->stride (called when a map or set handle opens). */
+void commy__ht_handle_layout(struct commy__handle *h) COMMY__HIDDEN;
+
 /* Kind hooks shared by map and set. */
 int commy__ht_init(commy_alloc *a, struct commy__chdr *c) COMMY__HIDDEN;
 int commy__ht_destroy(commy_alloc *a, struct commy__chdr *c) COMMY__HIDDEN;

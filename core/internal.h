@@ -27,6 +27,8 @@
 
 #define COMMY__HIDDEN __attribute__((visibility("hidden")))
 #define COMMY__UNUSED __attribute__((unused))
+/* For the few fast paths every operation runs (begin, end, lock-free reads). */
+#define COMMY__INLINE static inline __attribute__((always_inline))
 
 /* ---- errors (error.c) ---- */
 
@@ -55,6 +57,10 @@ struct commy_alloc {
     char *jentries;             /* first entry byte */
     _Atomic uint64_t *jused;    /* the journal head's used counter */
     uint64_t jcap;              /* bytes available for entries */
+    /* the header's lock word and recovery counter, for lock-free reads */
+    _Atomic uint64_t *lockw;
+    _Atomic uint64_t *recov;
+    _Atomic uint64_t *hsize;    /* the header's size */
     pthread_t owner;
     atomic_int owned;
     int depth;
@@ -93,17 +99,65 @@ void commy__alloc_release(commy_alloc *a) COMMY__HIDDEN;
 /* 1 if [off, off+len) lies inside the heap as this process knows it. */
 int commy__in_heap(const commy_alloc *a, uint64_t off, uint64_t len) COMMY__HIDDEN;
 
+/* This thread's lock word (segment.c, "The lock"); 0 until its first lock. */
+extern _Thread_local uint64_t commy__me COMMY__HIDDEN;
+
+/* The general paths of commy__begin and commy__end (segment.c). */
+int commy__begin_slow(commy_alloc *a, int write, uint64_t *sp) COMMY__HIDDEN;
+int commy__end_slow(commy_alloc *a, uint64_t sp, int rc) COMMY__HIDDEN;
+/* After taking the lock over a non-empty journal: rolls it back, or lets go. */
+int commy__begin_recover(commy_alloc *a, uint64_t *sp) COMMY__HIDDEN;
+/* Wakes one thread asleep on the lock word. */
+void commy__lock_wake(commy_alloc *a) COMMY__HIDDEN;
+
 /* Starts an operation: checks the handle is open (COMMY_ECLOSED), takes the
  * segment lock (recursively for this thread; recovering a dead holder's
  * change), and notices growth by other processes. write != 0 refuses
  * read-only segments with COMMY_EPERM. *sp receives a savepoint.
- * On a read-only segment a read takes no lock. */
-int commy__begin(commy_alloc *a, int write, uint64_t *sp) COMMY__HIDDEN;
+ * On a read-only segment a read takes no lock.
+ * Inline: the uncontended, unnested case is a handful of instructions and
+ * one compare-and-swap; everything else is commy__begin_slow. */
+COMMY__INLINE int commy__begin(commy_alloc *a, int write, uint64_t *sp)
+{
+    uint64_t me = commy__me, v = 0;
+    if (__builtin_expect(me != 0 && !atomic_load_explicit(&a->closed, memory_order_relaxed) && !a->readonly &&
+                             a->remote == NULL && !atomic_load_explicit(&a->owned, memory_order_relaxed),
+                         1) &&
+        atomic_compare_exchange_strong_explicit(a->lockw, &v, me, memory_order_acquire, memory_order_relaxed)) {
+        /* The word's new value must be visible before any byte this change
+         * writes: lock-free readers rely on it. Free on x86. */
+        atomic_thread_fence(memory_order_release);
+        a->owner = pthread_self();
+        atomic_store_explicit(&a->owned, 1, memory_order_relaxed);
+        a->depth = 1;
+        a->batch_failed = 0;
+        a->npending = 0;
+        uint64_t size = atomic_load_explicit(a->hsize, memory_order_acquire);
+        if (size <= a->map_size) a->size = size;
+        /* A non-empty journal means the previous holder died mid-change. */
+        if (__builtin_expect(atomic_load_explicit(a->jused, memory_order_relaxed) != 0, 0))
+            return commy__begin_recover(a, sp);
+        *sp = 0;
+        return COMMY_OK;
+    }
+    return commy__begin_slow(a, write, sp);
+}
 
 /* Ends an operation begun with commy__begin and returns rc. rc >= 0 commits
  * (at the outermost level); rc < 0 rolls the journal back to sp, undoing
- * everything this operation changed. */
-int commy__end(commy_alloc *a, uint64_t sp, int rc) COMMY__HIDDEN;
+ * everything this operation changed. Inline for the outermost successful
+ * operation that freed nothing. */
+COMMY__INLINE int commy__end(commy_alloc *a, uint64_t sp, int rc)
+{
+    if (__builtin_expect(rc >= 0 && a->depth == 1 && a->npending == 0 && !a->readonly, 1)) {
+        atomic_store_explicit(a->jused, 0, memory_order_release); /* the commit */
+        a->depth = 0;
+        atomic_store_explicit(&a->owned, 0, memory_order_relaxed);
+        if (atomic_exchange_explicit(a->lockw, 0, memory_order_release) & 0x80000000u) commy__lock_wake(a);
+        return rc;
+    }
+    return commy__end_slow(a, sp, rc);
+}
 
 /* The error path of commy__log (journal full): records COMMY_EJOURNAL. */
 int commy__log_full(commy_alloc *a) COMMY__HIDDEN;
@@ -112,7 +166,7 @@ int commy__log_full(commy_alloc *a) COMMY__HIDDEN;
  * restore them. p must be inside the mapping. COMMY_EJOURNAL if full.
  * An entry is {u64 offset, u64 length, old bytes padded to 8, u64 entry size}
  * (docs/format.md); inline because every reachable store pays for it. */
-static inline int commy__log(commy_alloc *a, const void *p, size_t len)
+COMMY__INLINE int commy__log(commy_alloc *a, const void *p, size_t len)
 {
     uint64_t used = atomic_load_explicit(a->jused, memory_order_relaxed);
     uint64_t esize = 24 + ((len + 7) & ~(uint64_t)7);
@@ -148,7 +202,7 @@ int commy__log_atomic(uint64_t **ent, commy_alloc *a, uint64_t *word, unsigned o
 
 /* Logs then writes. */
 int commy__put(commy_alloc *a, void *dst, const void *src, size_t len) COMMY__HIDDEN;
-static inline int commy__put64(commy_alloc *a, uint64_t *dst, uint64_t v)
+COMMY__INLINE int commy__put64(commy_alloc *a, uint64_t *dst, uint64_t v)
 {
     int rc = commy__log(a, dst, 8);
     if (rc == 0) *dst = v;
@@ -201,7 +255,7 @@ int commy__value_check(commy_type t, const void *val, size_t len, const char *wh
 /* The common case of commy__value_check, inline and without building a
  * message: a fixed-size, non-bool value of the right length. 0 means "check
  * it the slow way" (it may still be valid). */
-static inline int commy__value_fast_ok(commy_type t, const void *val, size_t len)
+COMMY__INLINE int commy__value_fast_ok(commy_type t, const void *val, size_t len)
 {
     uint32_t b = COMMY_TYPE_BASE(t);
     if (val == NULL || b == COMMY_T_BOOL || b == COMMY_T_BYTES || b == COMMY_T_STR || b == COMMY_T_BLOB || b == 0 ||
@@ -209,6 +263,18 @@ static inline int commy__value_fast_ok(commy_type t, const void *val, size_t len
         return 0;
     static const uint8_t sizes[] = {0, 1, 2, 4, 8, 1, 2, 4, 8, 4, 8};
     return len == sizes[b];
+}
+
+/* memcpy of a fixed slot of n <= 8 bytes without a call for the usual sizes. */
+COMMY__INLINE void commy__copy_small(void *dst, const void *src, uint32_t n)
+{
+    switch (n) {
+    case 8: memcpy(dst, src, 8); break;
+    case 4: memcpy(dst, src, 4); break;
+    case 2: memcpy(dst, src, 2); break;
+    case 1: memcpy(dst, src, 1); break;
+    default: memcpy(dst, src, n); break;
+    }
 }
 
 /* Copies a key into canonical form for storing, hashing and comparing:
@@ -221,11 +287,38 @@ const void *commy__key_canon(commy_type t, const void *val, size_t len, void *bu
  * contents of the slot are not freed (see commy__value_free). */
 int commy__value_store(commy_alloc *a, void *slot, commy_type t, const void *val, size_t len, int log) COMMY__HIDDEN;
 
+/* commy__value_store for a fixed type whose length the caller has checked
+ * (len is the slot size), without a call. */
+COMMY__INLINE int commy__store_fixed(commy_alloc *a, void *slot, const void *val, size_t len, int log)
+{
+    if (log) {
+        int rc = commy__log(a, slot, len);
+        if (rc) return rc;
+    }
+    if (len == 8) memcpy(slot, val, 8);
+    else memcpy(slot, val, len);
+    return 0;
+}
+
 /* Frees what a slot owns (the block of a bytes/str value). No-op otherwise. */
 int commy__value_free(commy_alloc *a, const void *slot, commy_type t) COMMY__HIDDEN;
 
 /* Copies a slot's value out with the output convention (out, cap, out_len). */
 int commy__value_load(commy_alloc *a, const void *slot, commy_type t, void *out, size_t cap, size_t *out_len) COMMY__HIDDEN;
+
+/* commy__value_load with the common case inline: a fixed type of ss bytes
+ * into a buffer large enough. */
+COMMY__INLINE int commy__value_load_ss(commy_alloc *a, const void *slot, commy_type t, uint32_t ss, void *out, size_t cap,
+                                       size_t *out_len)
+{
+    if (!commy__is_var(t) && out != NULL && cap >= ss) {
+        if (ss == 8) memcpy(out, slot, 8);
+        else memcpy(out, slot, ss);
+        if (out_len) *out_len = ss;
+        return 0;
+    }
+    return commy__value_load(a, slot, t, out, cap, out_len);
+}
 
 /* Length and address of a slot's value bytes (borrowed). */
 const void *commy__value_bytes(const commy_alloc *a, const void *slot, commy_type t, size_t *len) COMMY__HIDDEN;
@@ -272,6 +365,7 @@ struct commy__handle {
     uint32_t kind;
     commy_type ktype, vtype;
     uint32_t kslot, vslot; /* commy__slot_size of each */
+    uint32_t voff, stride; /* map and set: a table slot's value offset and size (hashtab.c) */
     char name[COMMY_ROOT_NAME_MAX + 1];
 };
 
@@ -296,12 +390,65 @@ int commy__handle_open(struct commy__handle *h, commy_alloc *a, const char *name
 /* Drops h's reference on its segment. */
 void commy__handle_release(struct commy__handle *h) COMMY__HIDDEN;
 
+int commy__op_begin_slow(struct commy__handle *h, int write, uint64_t *sp, struct commy__chdr **out) COMMY__HIDDEN;
+/* Ends the operation with COMMY_ENOTFOUND: h's container was removed. */
+int commy__op_removed(struct commy__handle *h, uint64_t sp) COMMY__HIDDEN;
+/* FUTEX_WAKE of every waiter on a version word. */
+void commy__version_wake(_Atomic uint32_t *word) COMMY__HIDDEN;
+
 /* Begins an operation on h's container: commy__begin, then checks the
  * container still exists. *out receives its header. */
-int commy__op_begin(struct commy__handle *h, int write, uint64_t *sp, struct commy__chdr **out) COMMY__HIDDEN;
+COMMY__INLINE int commy__op_begin(struct commy__handle *h, int write, uint64_t *sp, struct commy__chdr **out)
+{
+    /* Closed, or moved to a rotated file (the slow path follows it). */
+    if (__builtin_expect(h == NULL || h->a == NULL || atomic_load_explicit(&h->a->closed, memory_order_relaxed) ||
+                             atomic_load_explicit(&h->a->forward, memory_order_acquire) != NULL,
+                         0))
+        return commy__op_begin_slow(h, write, sp, out);
+    commy_alloc *a = h->a;
+    int rc = commy__begin(a, write, sp);
+    if (rc) return rc;
+    /* The offset was inside the heap when the handle opened and the heap's
+     * start never moves: only the end (the file may have shrunk) needs a check. */
+    struct commy__chdr *c = commy__at(a, h->off);
+    if (__builtin_expect(h->off > a->size - sizeof(struct commy__chdr) || c->magic != COMMY__CONTAINER_MAGIC ||
+                             c->kind != h->kind || c->instance != h->instance,
+                         0))
+        return commy__op_removed(h, *sp);
+    *out = c;
+    return COMMY_OK;
+}
+
 /* Ends it: on success of a write that changed something (changed != 0)
  * bumps the version and wakes waiters, then commy__end. Returns rc. */
-int commy__op_end(struct commy__handle *h, uint64_t sp, int rc, int changed) COMMY__HIDDEN;
+COMMY__INLINE int commy__op_end(struct commy__handle *h, uint64_t sp, int rc, int changed)
+{
+    commy_alloc *a = h->a;
+    _Atomic uint32_t *word = NULL;
+    /* A failed change that wrote something moves the version too: lock-free
+     * readers may have seen the bytes its rollback takes back. */
+    if ((rc >= 0 && changed) ||
+        (rc < 0 && !a->readonly && atomic_load_explicit(a->jused, memory_order_relaxed) > (sp & 0xffffffffu))) {
+        struct commy__chdr *c = commy__at(a, h->off);
+        if (h->kind == COMMY_KIND_BOX) {
+            /* An inline box's version also moves without the lock. */
+            atomic_fetch_add_explicit(&c->version, 1, memory_order_seq_cst);
+        } else {
+            /* Every other kind's version moves only under the lock we hold:
+             * a plain store is enough, and saves a locked instruction. */
+            atomic_store_explicit(&c->version, atomic_load_explicit(&c->version, memory_order_relaxed) + 1,
+                                  memory_order_relaxed);
+        }
+        /* Waiters register under the lock we hold, so this read is exact. */
+        if (atomic_load_explicit(&c->waiters, memory_order_relaxed) != 0) word = &c->version;
+    }
+    rc = commy__end(a, sp, rc);
+    /* Wake after unlocking, so the woken process does not run straight into
+     * our lock. A wake on a word freed meanwhile is harmless (at worst a
+     * spurious wake-up, or EFAULT if the file shrank under it). */
+    if (__builtin_expect(word != NULL, 0)) commy__version_wake(word);
+    return rc;
+}
 
 /* The version counter and the wait, for every kind's _version and _wait. */
 int commy__op_version(uint32_t *out, struct commy__handle *h) COMMY__HIDDEN;
@@ -319,6 +466,66 @@ const struct commy__kind_ops *commy__kind_ops_of(uint32_t kind) COMMY__HIDDEN;
 /* Every kind's ops, defined in the kind's own file. */
 extern const struct commy__kind_ops commy__box_ops, commy__vec_ops, commy__str_ops, commy__deque_ops, commy__map_ops,
     commy__set_ops, commy__omap_ops, commy__oset_ops;
+
+/* ---- lock-free reads (a sequence check over the segment lock) ----
+ *
+ * A read of fixed-size data may skip the lock: it notes that the lock is free
+ * and the container's version and the segment's recovery count, reads, and
+ * keeps what it read only if all three are unchanged afterwards. That is
+ * sound because every change a reader can see is made under the lock and,
+ * before the lock is released, moves the container's version (a successful
+ * change, and also a failed one that rolled back what it wrote: commy__op_end)
+ * or the recovery count (a dead holder's change rolled back by the next
+ * locker). A reader that saw any byte of a change in progress therefore sees
+ * the lock held or a moved counter, and falls back to the locked path.
+ * Everything read before the check may be garbage (a block freed and reused
+ * meanwhile), so every offset read is bounds-checked against the file before
+ * it is followed; nothing read is used until the check passed. */
+struct commy__snap {
+    commy_alloc *a; /* the handle's segment when the read began */
+    uint64_t rec;
+    uint32_t ver;
+};
+
+/* Starts a lock-free read of h's container: its header, or NULL when the
+ * read must take the locked path (lock held, handle closed, header outside
+ * what this process has mapped). */
+COMMY__INLINE struct commy__chdr *commy__snap_begin(struct commy__snap *s, const struct commy__handle *h)
+{
+    commy_alloc *a = s->a = h->a;
+    /* Closed, remote, or moved to a rotated file: the locked path says what to do. */
+    if (__builtin_expect(a == NULL, 0) || atomic_load_explicit(&a->closed, memory_order_relaxed) || a->remote != NULL ||
+        atomic_load_explicit(&a->forward, memory_order_acquire) != NULL)
+        return NULL;
+    if (atomic_load_explicit(a->lockw, memory_order_acquire) != 0) return NULL;
+    s->rec = atomic_load_explicit(a->recov, memory_order_relaxed);
+    if (h->off > a->size - sizeof(struct commy__chdr)) return NULL;
+    struct commy__chdr *c = commy__at(a, h->off);
+    s->ver = atomic_load_explicit(&c->version, memory_order_acquire);
+    return c;
+}
+
+/* 1 if everything read since commy__snap_begin is a consistent state of the
+ * container h names (still the same container: a removal zeroes the magic
+ * and instance, and moves the version). */
+COMMY__INLINE int commy__snap_valid(const struct commy__snap *s, const struct commy__handle *h,
+                                    const struct commy__chdr *c)
+{
+    atomic_thread_fence(memory_order_acquire);
+    commy_alloc *a = s->a;
+    return c->instance == h->instance && c->magic == COMMY__CONTAINER_MAGIC && c->kind == h->kind &&
+           atomic_load_explicit(&c->version, memory_order_relaxed) == s->ver &&
+           atomic_load_explicit(a->lockw, memory_order_relaxed) == 0 &&
+           atomic_load_explicit(a->recov, memory_order_relaxed) == s->rec;
+}
+
+/* Bytes [off, off + len) lie inside the part of the file this process knows
+ * exists, for an offset and length read without the lock (no overflow for
+ * any input). Reading there never faults; what is read is checked later. */
+static inline int commy__snap_in_file(const commy_alloc *a, uint64_t off, uint64_t len)
+{
+    return off <= a->size && len <= a->size - off;
+}
 
 /* ---- the root directory (root.c) ---- */
 

@@ -27,6 +27,7 @@ int commy_map_open(commy_map **out, commy_alloc *a, const char *name, commy_type
         free(m);
         return rc;
     }
+    commy__ht_handle_layout(&m->h);
     *out = m;
     return COMMY_OK;
 }

@@ -223,6 +223,9 @@ static void cache_journal(commy_alloc *a)
     a->jentries = (char *)(j + 1);
     a->jused = &j->used;
     a->jcap = a->hdr->journal_size - sizeof *j;
+    a->lockw = (_Atomic uint64_t *)&a->hdr->lock;
+    a->recov = &a->hdr->recoveries;
+    a->hsize = &a->hdr->size;
 }
 
 int commy__put(commy_alloc *a, void *dst, const void *src, size_t len)
@@ -327,13 +330,10 @@ static inline int held_by_me(commy_alloc *a)
 #define LOCK_SLICE_MS 20u
 #define LOCK_SPINS 100
 
-struct thread_id {
-    uint64_t word; /* this thread's lock word: start32 << 32 | tid; 0 until known */
-};
-static _Thread_local struct thread_id me_cache;
+_Thread_local uint64_t commy__me; /* this thread's lock word: start32 << 32 | tid; 0 until known */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
-static void forget_identity(void) { me_cache.word = 0; }
+static void forget_identity(void) { commy__me = 0; }
 static void register_atfork(void) { pthread_atfork(NULL, NULL, forget_identity); }
 
 /* Start time (clock ticks since boot) of thread tid, 0 if it does not exist. */
@@ -341,13 +341,13 @@ static uint64_t thread_start_time(uint32_t tid) { return process_start_time(tid)
 
 static uint64_t my_lock_word(void)
 {
-    if (__builtin_expect(me_cache.word == 0, 0)) {
+    if (__builtin_expect(commy__me == 0, 0)) {
         pthread_once(&atfork_once, register_atfork);
         uint32_t tid = (uint32_t)gettid();
         uint64_t st = thread_start_time(tid);
-        me_cache.word = ((uint64_t)(uint32_t)st << 32) | (tid & LOCK_TID_MASK);
+        commy__me = ((uint64_t)(uint32_t)st << 32) | (tid & LOCK_TID_MASK);
     }
-    return me_cache.word;
+    return commy__me;
 }
 
 static inline _Atomic uint64_t *lock_word(const commy_alloc *a) { return (_Atomic uint64_t *)&a->hdr->lock; }
@@ -422,6 +422,9 @@ static int lock_segment(commy_alloc *a, uint32_t timeout_ms)
     int dead;
     int rc = acquire_word(a, timeout_ms, &dead);
     if (rc) return rc;
+    /* The word's new value must be visible before any byte this change
+     * writes: lock-free readers (internal.h) rely on it. Free on x86. */
+    atomic_thread_fence(memory_order_release);
     a->owner = pthread_self();
     atomic_store_explicit(&a->owned, 1, memory_order_relaxed);
     a->depth = 1;
@@ -429,7 +432,7 @@ static int lock_segment(commy_alloc *a, uint32_t timeout_ms)
     a->npending = 0;
     refresh_size(a);
     /* A non-empty journal means the previous holder died mid-change. */
-    if (atomic_load_explicit(&journal(a)->used, memory_order_relaxed) != 0) rc = recover(a);
+    if (__builtin_expect(atomic_load_explicit(a->jused, memory_order_relaxed) != 0, 0)) rc = recover(a);
     if (rc != COMMY_OK) {
         /* Leave the journal as it is: every later locker reports the damage too. */
         atomic_store(&a->owned, 0);
@@ -455,8 +458,8 @@ static void apply_pending_frees(commy_alloc *a)
 
 static void unlock_segment(commy_alloc *a)
 {
-    atomic_store_explicit(&journal(a)->used, 0, memory_order_release);
-    if (a->npending) {
+    atomic_store_explicit(a->jused, 0, memory_order_release);
+    if (__builtin_expect(a->npending != 0, 0)) {
         apply_pending_frees(a);
         atomic_store_explicit(&journal(a)->used, 0, memory_order_release);
     }
@@ -469,15 +472,31 @@ static void unlock_segment(commy_alloc *a)
  * deferred frees in the high 32 (the journal is at most 64 MiB). */
 static inline uint64_t savepoint(const commy_alloc *a)
 {
-    return atomic_load_explicit(&journal(a)->used, memory_order_relaxed) | ((uint64_t)a->npending << 32);
+    return atomic_load_explicit(a->jused, memory_order_relaxed) | ((uint64_t)a->npending << 32);
 }
 
-int commy__begin(commy_alloc *a, int write, uint64_t *sp)
+int commy__begin_recover(commy_alloc *a, uint64_t *sp)
 {
-    if (atomic_load_explicit(&a->closed, memory_order_relaxed))
+    int rc = recover(a);
+    if (rc != COMMY_OK) {
+        /* Leave the journal as it is: every later locker reports the damage too. */
+        atomic_store(&a->owned, 0);
+        a->depth = 0;
+        release_word(a);
+        return rc;
+    }
+    *sp = 0;
+    return COMMY_OK;
+}
+
+void commy__lock_wake(commy_alloc *a) { syscall(SYS_futex, (uint32_t *)lock_word(a), FUTEX_WAKE, 1, NULL, NULL, 0); }
+
+int commy__begin_slow(commy_alloc *a, int write, uint64_t *sp)
+{
+    if (__builtin_expect(atomic_load_explicit(&a->closed, memory_order_relaxed), 0))
         return commy__err(COMMY_ECLOSED, "segment '%s' is closed", a->path);
     if (__builtin_expect(a->remote != NULL, 0)) return commy__remote_unsupported(a, "this call");
-    if (a->readonly) {
+    if (__builtin_expect(a->readonly, 0)) {
         if (write) return commy__err(COMMY_EPERM, "segment '%s' is open read-only", a->path);
         *sp = 0;
         refresh_size(a);
@@ -497,7 +516,7 @@ int commy__begin(commy_alloc *a, int write, uint64_t *sp)
     return COMMY_OK;
 }
 
-int commy__end(commy_alloc *a, uint64_t sp, int rc)
+int commy__end_slow(commy_alloc *a, uint64_t sp, int rc)
 {
     if (a->readonly) return rc;
     if (rc < 0) {

@@ -28,6 +28,7 @@ int commy_set_open(commy_set **out, commy_alloc *a, const char *name, commy_type
         free(s);
         return rc;
     }
+    commy__ht_handle_layout(&s->h);
     *out = s;
     return COMMY_OK;
 }
