@@ -224,6 +224,63 @@ int commy__bt_find(uint64_t *leaf, uint32_t *idx, const struct commy__bt *t, con
     return COMMY_OK;
 }
 
+int commy__bt_find_fast(int *found, void *val, struct commy__handle *h, const struct commy__btmeta *layout,
+                        const void *key)
+{
+    commy_alloc *a = h->a;
+    struct commy__bt t;
+    memset(&t, 0, sizeof t);
+    t.a = a;
+    t.kt = h->ktype;
+    t.vt = layout->has_vals ? h->vtype : 0;
+    t.ks = h->kslot;
+    t.vs = layout->has_vals ? h->vslot : 0;
+    t.nsize = layout->node_size;
+    t.lcap = layout->leaf_cap;
+    t.icap = layout->inner_cap;
+    t.voff = layout->val_off;
+    t.coff = layout->child_off;
+    t.fast = fast_kind(t.kt);
+    t.name = h->name;
+    if (!t.fast || t.vs > 8 || commy__is_var(t.vt)) return 0;
+    struct commy__snap s;
+    for (int tries = 0; tries < 2; tries++) {
+        struct commy__chdr *c = commy__snap_begin(&s, h);
+        if (c == NULL) return 0;
+        t.a = a = s.a;
+        if (h->off > a->size - COMMY__BT_BLOCK_SIZE) return 0;
+        const struct commy__btmeta *m = commy__bt_meta(c);
+        uint64_t off = m->root;
+        unsigned height = m->height;
+        int hit = 0;
+        if (height > COMMY__BT_MAX_HEIGHT || (off == 0) != (height == 0)) return 0;
+        for (unsigned d = 0; d < height; d++) {
+            unsigned level = height - 1 - d;
+            /* Everything here may be a block freed and reused meanwhile:
+             * checked only for bounds now, and for meaning by the sequence
+             * check below. n is read once. */
+            if ((off & 63) || !commy__snap_in_file(a, off, t.nsize)) return 0;
+            const struct commy__btnode *nd = NODE(&t, off);
+            uint32_t n = nd->n;
+            if (n > (level ? t.icap : t.lcap) || nd->level != level) return 0;
+            if (level > 0) {
+                off = KIDS(&t, nd)[search(&t, KEYS(nd), n, key, t.ks, 1)];
+                continue;
+            }
+            uint32_t i = search(&t, KEYS(nd), n, key, t.ks, 0);
+            if (i < n && memcmp(KEY(&t, nd, i), key, t.ks) == 0) {
+                hit = 1;
+                if (t.vs) commy__copy_small(val, VAL(&t, nd, i), t.vs);
+            }
+        }
+        if (commy__snap_valid(&s, h, c)) {
+            *found = hit;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int commy__bt_bound(uint64_t *leaf, uint32_t *idx, const struct commy__bt *t, const void *key, size_t klen,
                     int strict)
 {

@@ -80,6 +80,12 @@ int commy__bt_put(int *added, struct commy__bt *t, const void *key, size_t klen,
 int commy__bt_remove(struct commy__bt *t, const void *key, size_t klen) COMMY__HIDDEN;
 /* Finds key: *leaf and *idx, or COMMY_ENOTFOUND. */
 int commy__bt_find(uint64_t *leaf, uint32_t *idx, const struct commy__bt *t, const void *key, size_t klen) COMMY__HIDDEN;
+/* The lock-free lookup (internal.h, "lock-free reads") of a canonical
+ * integer key of ks bytes in h's tree, whose node layout is layout: 1 with
+ * *found (and the value's bytes in val, at most 8) if it read a consistent
+ * state, 0 to take the locked path. */
+int commy__bt_find_fast(int *found, void *val, struct commy__handle *h, const struct commy__btmeta *layout,
+                        const void *key) COMMY__HIDDEN;
 /* The first entry with key >= key (strict 0) or > key (strict 1); key NULL:
  * the first entry. *leaf = 0 when there is none. */
 int commy__bt_bound(uint64_t *leaf, uint32_t *idx, const struct commy__bt *t, const void *key, size_t klen,

@@ -1,9 +1,9 @@
-/* Lock-free reads (core/internal.h, "lock-free reads"): commy_vec_get and
- * commy_map_get read fixed-size values without the segment lock and keep
+/* Lock-free reads (core/internal.h, "lock-free reads"): commy_vec_get,
+ * commy_map_get and commy_omap_get read fixed-size values without the segment lock and keep
  * what they read only if no change overlapped. Readers in several processes
  * hammer a map and a vec while other processes change them in every way a
- * reader could trip over: values rewritten, the hash table rehashed and the
- * array relocated by growth, batches that write values and are then rolled
+ * reader could trip over: values rewritten, the hash table rehashed, the
+ * B+-tree split and merged, and the array relocated by growth, batches that write values and are then rolled
  * back (never committed), and lock holders killed in the middle of a batch
  * (rolled back by the next locker). Every value ever committed for key k (and
  * vec index i) has k (i) in its low 32 bits; the values the rolled-back
@@ -36,11 +36,14 @@ static const char *seg_path;
 
 static uint64_t good(uint64_t gen, uint64_t k) { return (gen << 32) | k; }
 
+static commy_omap *g_o; /* each process's ordered map handle */
+
 static void open_all(commy_alloc **a, commy_map **m, commy_vec **v)
 {
     if (commy_alloc_open(a, seg_path, NULL) != COMMY_OK) _exit(10);
     if (commy_map_open(m, *a, "m", COMMY_T_I64, COMMY_T_U64, COMMY_OPEN_EXISTING) != COMMY_OK) _exit(11);
     if (commy_vec_open(v, *a, "v", COMMY_T_U64, COMMY_OPEN_EXISTING) != COMMY_OK) _exit(12);
+    if (commy_omap_open(&g_o, *a, "o", COMMY_T_I64, COMMY_T_U64, COMMY_OPEN_EXISTING) != COMMY_OK) _exit(13);
 }
 
 static void reader(int r, struct shared *sh)
@@ -64,6 +67,12 @@ static void reader(int r, struct shared *sh)
                     (unsigned long long)val);
             atomic_fetch_add(&sh->bad, 1);
         }
+        rc = commy_omap_get(g_o, &k, 8, &val, 8, &len);
+        if (rc != COMMY_OK || len != 8 || (val & 0xffffffffu) != (uint64_t)k) {
+            fprintf(stderr, "reader %d: omap key %lld gave rc %d value 0x%llx\n", r, (long long)k, rc,
+                    (unsigned long long)val);
+            atomic_fetch_add(&sh->bad, 1);
+        }
         uint64_t i = (s >> 20) % NV;
         rc = commy_vec_get(v, i, &val, 8, &len);
         if (rc != COMMY_OK || len != 8 || (val & 0xffffffffu) != i) {
@@ -76,6 +85,7 @@ static void reader(int r, struct shared *sh)
     atomic_store(&sh->reads[r], n);
     commy_map_close(m);
     commy_vec_close(v);
+    commy_omap_close(g_o);
     commy_alloc_close(a);
     _exit(0);
 }
@@ -92,6 +102,17 @@ static void writer(struct shared *sh, int rounds)
         for (int64_t k = 0; k < NK; k += 7) {
             uint64_t val = good((uint64_t)g, (uint64_t)k);
             if (commy_map_put(m, &k, 8, &val, 8) != COMMY_OK) _exit(20);
+            if (commy_omap_put(g_o, &k, 8, &val, 8) != COMMY_OK) _exit(28);
+        }
+        /* Keys between the checked ones split leaves, removing them merges. */
+        for (int64_t k = 0; k < NK; k++) {
+            int64_t x = -1 - k;
+            uint64_t val = 0;
+            if (commy_omap_put(g_o, &x, 8, &val, 8) != COMMY_OK) _exit(29);
+        }
+        for (int64_t k = 0; k < NK; k++) {
+            int64_t x = -1 - k;
+            if (commy_omap_remove(g_o, &x, 8) != COMMY_OK) _exit(29);
         }
         /* Enough extra keys to double the table, then gone again (it shrinks). */
         for (int64_t k = NK; k < 5 * NK; k++) {
@@ -119,6 +140,7 @@ static void writer(struct shared *sh, int rounds)
     }
     commy_map_close(m);
     commy_vec_close(v);
+    commy_omap_close(g_o);
     commy_alloc_close(a);
     _exit(0);
 }
@@ -134,7 +156,7 @@ static void poisoner(int die)
     if (commy_alloc_lock(a, 0) != COMMY_OK) _exit(30);
     uint64_t p = POISON;
     for (int64_t k = 0; k < NK; k += 3)
-        if (commy_map_put(m, &k, 8, &p, 8) != COMMY_OK) _exit(31);
+        if (commy_map_put(m, &k, 8, &p, 8) != COMMY_OK || commy_omap_put(g_o, &k, 8, &p, 8) != COMMY_OK) _exit(31);
     for (uint64_t i = 0; i < NV; i += 3)
         if (commy_vec_set(v, i, &p, 8) != COMMY_OK) _exit(32);
     if (die) raise(SIGKILL);
@@ -145,6 +167,7 @@ static void poisoner(int die)
     if (commy_alloc_unlock(a) != COMMY_EJOURNAL) _exit(34);
     commy_map_close(m);
     commy_vec_close(v);
+    commy_omap_close(g_o);
     commy_alloc_close(a);
     _exit(0);
 }
@@ -156,19 +179,22 @@ static void test_readers_never_see_uncommitted(void)
         return;
     }
     seg_path = harness_path("lockfree.seg");
-    commy_alloc_options o;
-    commy_alloc_options_init(&o);
-    o.initial_size = 8u << 20;
+    commy_alloc_options opts;
+    commy_alloc_options_init(&opts);
+    opts.initial_size = 8u << 20;
     commy_alloc *a = NULL;
-    REQUIRE(commy_alloc_open(&a, seg_path, &o) == COMMY_OK);
+    REQUIRE(commy_alloc_open(&a, seg_path, &opts) == COMMY_OK);
     commy_map *m = NULL;
     commy_vec *v = NULL;
     REQUIRE(commy_map_open(&m, a, "m", COMMY_T_I64, COMMY_T_U64, 0) == COMMY_OK);
     REQUIRE(commy_vec_open(&v, a, "v", COMMY_T_U64, 0) == COMMY_OK);
+    commy_omap *o = NULL;
+    REQUIRE(commy_omap_open(&o, a, "o", COMMY_T_I64, COMMY_T_U64, 0) == COMMY_OK);
     for (uint64_t k = 0; k < NK; k++) {
         int64_t key = (int64_t)k;
         uint64_t val = good(0, k);
         REQUIRE(commy_map_put(m, &key, 8, &val, 8) == COMMY_OK);
+        REQUIRE(commy_omap_put(o, &key, 8, &val, 8) == COMMY_OK);
     }
     for (uint64_t i = 0; i < NV; i++) {
         uint64_t val = good(0, i);
@@ -177,6 +203,7 @@ static void test_readers_never_see_uncommitted(void)
     /* Closed before forking: children must not inherit the mapping. */
     commy_map_close(m);
     commy_vec_close(v);
+    commy_omap_close(o);
     commy_alloc_close(a);
 
     struct shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -226,6 +253,7 @@ static void test_readers_never_see_uncommitted(void)
     REQUIRE(commy_alloc_open(&a, seg_path, NULL) == COMMY_OK);
     REQUIRE(commy_map_open(&m, a, "m", COMMY_T_I64, COMMY_T_U64, COMMY_OPEN_EXISTING) == COMMY_OK);
     REQUIRE(commy_vec_open(&v, a, "v", COMMY_T_U64, COMMY_OPEN_EXISTING) == COMMY_OK);
+    REQUIRE(commy_omap_open(&o, a, "o", COMMY_T_I64, COMMY_T_U64, COMMY_OPEN_EXISTING) == COMMY_OK);
     CHECK_OK(commy_alloc_check(a));
     commy_segment_info info;
     CHECK_OK(commy_alloc_info(&info, a));
@@ -237,6 +265,8 @@ static void test_readers_never_see_uncommitted(void)
         uint64_t val = 0;
         CHECK_OK(commy_map_get(m, &k, 8, &val, 8, NULL));
         CHECK((val & 0xffffffffu) == (uint64_t)k && val >> 32 == (k % 7 == 0 ? 6u : 0u));
+        CHECK_OK(commy_omap_get(o, &k, 8, &val, 8, NULL));
+        CHECK((val & 0xffffffffu) == (uint64_t)k && val >> 32 == (k % 7 == 0 ? 6u : 0u));
     }
     CHECK_OK(commy_vec_len(&len, v));
     CHECK(len == NV);
@@ -245,10 +275,13 @@ static void test_readers_never_see_uncommitted(void)
         CHECK_OK(commy_vec_get(v, i, &val, 8, NULL));
         CHECK((val & 0xffffffffu) == i && val >> 32 == (i % 5 == 0 ? 6u : 0u));
     }
-    printf("  %ld + %ld lock-free reads checked, %d killed and %d rolled-back batches\n", atomic_load(&sh->reads[0]),
-           atomic_load(&sh->reads[1]), deaths, rollbacks);
+    CHECK_OK(commy_omap_len(&len, o));
+    CHECK(len == NK);
+    printf("  %ld + %ld rounds of lock-free reads checked, %d killed and %d rolled-back batches\n",
+           atomic_load(&sh->reads[0]), atomic_load(&sh->reads[1]), deaths, rollbacks);
     commy_map_close(m);
     commy_vec_close(v);
+    commy_omap_close(o);
     commy_alloc_close(a);
     munmap(sh, sizeof *sh);
 }
@@ -262,8 +295,11 @@ static void test_reads_in_batch_and_after_remove(void)
     commy_vec *v = NULL;
     REQUIRE(commy_map_open(&m, a, "m", COMMY_T_I64, COMMY_T_I64, 0) == COMMY_OK);
     REQUIRE(commy_vec_open(&v, a, "v", COMMY_T_I64, 0) == COMMY_OK);
+    commy_omap *o = NULL;
+    REQUIRE(commy_omap_open(&o, a, "o", COMMY_T_I64, COMMY_T_I64, 0) == COMMY_OK);
     int64_t k = 5, x = 1, y = 0;
     CHECK_OK(commy_map_put(m, &k, 8, &x, 8));
+    CHECK_OK(commy_omap_put(o, &k, 8, &x, 8));
     CHECK_OK(commy_vec_push(v, &x, 8));
     uint32_t before = 0, after = 0;
     CHECK_OK(commy_map_version(&before, m));
@@ -272,7 +308,10 @@ static void test_reads_in_batch_and_after_remove(void)
     x = 2;
     CHECK_OK(commy_map_put(m, &k, 8, &x, 8));
     CHECK_OK(commy_vec_set(v, 0, &x, 8));
+    CHECK_OK(commy_omap_put(o, &k, 8, &x, 8));
     CHECK_OK(commy_map_get(m, &k, 8, &y, 8, NULL));
+    CHECK(y == 2);
+    CHECK_OK(commy_omap_get(o, &k, 8, &y, 8, NULL));
     CHECK(y == 2);
     CHECK_OK(commy_vec_get(v, 0, &y, 8, NULL));
     CHECK(y == 2);
@@ -282,6 +321,7 @@ static void test_reads_in_batch_and_after_remove(void)
     /* A key that is not there, and an index past the end: the locked path reports them. */
     int64_t missing = 6;
     CHECK_RC(commy_map_get(m, &missing, 8, &y, 8, NULL), COMMY_ENOTFOUND);
+    CHECK_RC(commy_omap_get(o, &missing, 8, &y, 8, NULL), COMMY_ENOTFOUND);
     CHECK_RC(commy_vec_get(v, 1, &y, 8, NULL), COMMY_ERANGE);
     int present = -1;
     CHECK_OK(commy_map_contains(&present, m, &missing, 8));
@@ -291,9 +331,12 @@ static void test_reads_in_batch_and_after_remove(void)
     /* After the roots are removed the handles find nothing, not stale bytes. */
     CHECK_OK(commy_root_remove(a, "m"));
     CHECK_OK(commy_root_remove(a, "v"));
+    CHECK_OK(commy_root_remove(a, "o"));
+    CHECK_RC(commy_omap_get(o, &k, 8, &y, 8, NULL), COMMY_ENOTFOUND);
     CHECK_RC(commy_map_get(m, &k, 8, &y, 8, NULL), COMMY_ENOTFOUND);
     CHECK_RC(commy_vec_get(v, 0, &y, 8, NULL), COMMY_ENOTFOUND);
     CHECK_RC(commy_map_contains(&present, m, &k, 8), COMMY_ENOTFOUND);
+    commy_omap_close(o);
     commy_map_close(m);
     commy_vec_close(v);
     commy_alloc_close(a);
