@@ -722,6 +722,7 @@ static int dispatch(reply *rp, conn *c, const commy_wire_request *r)
             unlink(path);
         }
         S.store->service_delete(S.store, tenant, r->service);
+        if (srv_mirror_active()) srv_mirror_forget(tenant, r->service); /* its data in Redis goes too */
         srv_log("info", "service_deleted", "tenant %s service %s", tenant, r->service);
         return 0;
     }

@@ -59,7 +59,7 @@ typedef struct msvc {
     int nwaiters;
 } msvc;
 
-enum { J_OP, J_STATE, J_SNAPSHOT };
+enum { J_OP, J_STATE, J_SNAPSHOT, J_DELETE };
 
 typedef struct job {
     struct job *next;
@@ -425,6 +425,18 @@ void srv_mirror_close(const char *tenant, const char *service)
     free(s->vars);
     free(s->waiters);
     free(s);
+}
+
+void srv_mirror_forget(const char *tenant, const char *service)
+{
+    msvc tmp = {0};
+    snprintf(tmp.tenant, sizeof tmp.tenant, "%s", tenant);
+    snprintf(tmp.name, sizeof tmp.name, "%s", service);
+    snprintf(tmp.stream, sizeof tmp.stream, "commy:%s:%s:stream", tenant, service);
+    snprintf(tmp.snap, sizeof tmp.snap, "commy:%s:%s:snapshot", tenant, service);
+    snprintf(tmp.progress, sizeof tmp.progress, "commy:%s:%s:progress", tenant, service);
+    job *j = new_job(J_DELETE, &tmp);
+    if (j) push_job(j);
 }
 
 /* ---- applying stream entries (S.lock held) ---- */
@@ -846,6 +858,10 @@ static int append_job(srv_redis *r, job *j)
         size_t lens[] = {4, strlen(j->stream), 1, 1, strlen(M.origin), 1, 5, 1, strlen(j->var), 1, j->len};
         return srv_redis_append(r, 11, argv, lens);
     }
+    if (j->kind == J_DELETE) {
+        const char *argv[] = {"DEL", j->stream, j->snap, j->progress};
+        return srv_redis_append(r, 4, argv, NULL);
+    }
     const char *argv[] = {"EVAL", SNAPSHOT_LUA, "3", j->snap, j->stream, j->progress, j->snap_id, j->payload,
                           PROGRESS_WINDOW_MS};
     size_t lens[] = {4, strlen(SNAPSHOT_LUA), 1, strlen(j->snap), strlen(j->stream), strlen(j->progress),
@@ -980,7 +996,7 @@ static void *writer_main(void *arg)
             /* an XADD without an answer may or may not be in the stream: an op
              * stays in flight (the reader applies it here if Redis stays away,
              * and skips it if it comes back in the stream); a state is
-             * published again; a snapshot is sent again */
+             * published again; a snapshot or a deletion is sent again */
             atomic_store(&M.reset, 1);
             for (int i = answered; i < n; i++)
                 if (batch[i]->kind == J_STATE) job_failed(batch[i]);
@@ -992,7 +1008,7 @@ static void *writer_main(void *arg)
             M.qlen--;
         }
         for (int i = n - 1; i >= answered; i--)
-            if (batch[i]->kind == J_SNAPSHOT) {
+            if (batch[i]->kind == J_SNAPSHOT || batch[i]->kind == J_DELETE) {
                 batch[i]->next = M.qhead;
                 M.qhead = batch[i];
                 if (!M.qtail) M.qtail = batch[i];

@@ -28,6 +28,9 @@ int srv_mirror_open(uint64_t *ticket, const char *tenant, const char *service, i
 /* With S.lock held, before the service's file is closed (last client gone):
  * publishes its unpublished changes and a snapshot. */
 void srv_mirror_close(const char *tenant, const char *service);
+/* With S.lock held, after delete_service: the service's stream, snapshot and
+ * progress are deleted from Redis (queued; sent when Redis answers). */
+void srv_mirror_forget(const char *tenant, const char *service);
 /* Appends the mirror's Prometheus lines; returns the bytes written. */
 size_t srv_mirror_metrics(char *buf, size_t cap);
 

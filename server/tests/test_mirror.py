@@ -21,7 +21,7 @@ from wsclient import WS, i64  # noqa: E402
 SERVER = test_server.SERVER
 LOCAL_WRITER = test_server.LOCAL_WRITER
 REDIS = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
-SERVICES = ["w", "loc", "conv", "rr", "res", "tok", "keep"]
+SERVICES = ["w", "loc", "conv", "rr", "res", "tok", "keep", "del"]
 
 
 def wait_for(what, fn, timeout=15.0):
@@ -319,6 +319,21 @@ def test_killed_server_client_moves_with_token(g):
     c.close()
 
 
+def test_deleted_service_does_not_come_back(g):
+    s1 = g["servers"][0]
+    c = opened(s1, "del")
+    ok(c.request("set", service="del", var="x", kind="box", value=i64(1)))
+    ok(c.request("close_service", service="del"))
+    wait_for("a snapshot", lambda: g["redis"].command("EXISTS", "commy:acme:del:snapshot").startswith(b":1"))
+    ok(c.request("delete_service", service="del"))
+    wait_for("the keys gone from Redis", lambda: g["redis"].command("EXISTS", "commy:acme:del:snapshot",
+                                                                     "commy:acme:del:stream").startswith(b":0"))
+    ok(c.request("create_service", service="del"))
+    ok(c.request("open_service", service="del", mode="remote"))
+    assert err(c.request("get", service="del", var="x")) == "ENOTFOUND"
+    c.close()
+
+
 def test_restarted_server_catches_up_from_its_last_id(g):
     s1, s2, _ = g["servers"]
     c1, c2 = opened(s1, "keep"), opened(s2, "keep")
@@ -426,7 +441,8 @@ def test_bad_mirror_config_refused(g):
 TESTS = [test_bad_mirror_config_refused, test_write_reaches_subscriber_of_other_server,
          test_pipelined_requests_answered_in_order, test_local_write_mirrored,
          test_conflicting_writes_converge, test_redis_restart_loses_nothing,
-         test_resurrection_after_every_client_left, test_restarted_server_catches_up_from_its_last_id,
+         test_resurrection_after_every_client_left, test_deleted_service_does_not_come_back,
+         test_restarted_server_catches_up_from_its_last_id,
          test_tls_and_password, test_lockout_holds_on_every_server, test_killed_server_client_moves_with_token]
 
 
