@@ -11,6 +11,7 @@
  * one of a few auth threads. */
 #include "server.h"
 
+#include <curl/curl.h>
 #include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -311,6 +312,8 @@ static void *worker_main(void *arg)
 
 int srv_authn_start(void)
 {
+    /* before the threads: libcurl's global set-up is only safe single-threaded on older builds */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return COMMY_EIO;
     pthread_mutex_lock(&W.lock);
     W.stop = 0;
     while (W.n < SRV_AUTHN_THREADS && pthread_create(&W.th[W.n], NULL, worker_main, NULL) == 0) W.n++;
