@@ -281,6 +281,35 @@ class TestSession(unittest.TestCase):
         with self.assertRaises(commy.Error):
             b.value
 
+    def test_disconnected_then_reconnected(self):
+        # A server of its own, stopped and started again on the same port and data.
+        own = CommyServer()
+        try:
+            s = commy.Session(own.url, ca_file=own.ca_file, timeout=5, reconnect_max=0.2)
+            s.authenticate("acme", CommyServer.KEY)
+            svc = s.open_service("keep", mode="remote")  # persistent: its file outlives the server process
+            m = svc.map("m", key=commy.i64, value=commy.i64)
+            m[1] = 1
+            self.assertTrue("m" in svc)
+            self.assertFalse("nothing" in svc)
+            own.kill()
+            with self.assertRaises(commy.DisconnectedError) as cm:
+                for _ in range(100):  # the drop is noticed within a moment
+                    m[2] = 2
+                    threading.Event().wait(0.05)
+            self.assertIsInstance(cm.exception, ConnectionError)
+            own.start()
+            for _ in range(200):  # reconnects with its token, reopens the service
+                if s.connected:
+                    break
+                threading.Event().wait(0.05)
+            self.assertTrue(s.connected)
+            m[3] = 3
+            self.assertEqual((m[1], m[3]), (1, 3))
+            s.close()
+        finally:
+            own.stop()
+
     def test_connect_errors(self):
         with self.assertRaises(commy.InvalidArgumentError):
             commy.Session("http://nowhere")

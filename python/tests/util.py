@@ -60,7 +60,8 @@ def free_port():
 
 class CommyServer:
     """A commy-server process on loopback with TLS (a self-signed certificate
-    made here) and tenants "acme" (services "app" and "other") and "rival".
+    made here) and tenants "acme" (services "app", "other", "docs" and the
+    persistent "keep") and "rival".
     Keys: KEY (read, write, admin) and READER (read only) for acme, RIVAL for rival."""
 
     KEY = "app.s3cret-app"
@@ -92,7 +93,7 @@ class CommyServer:
                 {"name": "acme",
                  "auth": {"mode": "server_managed",
                           "api_keys": [api_key(self.KEY, ["read", "write", "admin"]), api_key(self.READER, ["read"])]},
-                 "services": [{"name": "app"}, {"name": "other"}, {"name": "docs"}]},
+                 "services": [{"name": "app"}, {"name": "other"}, {"name": "docs"}, {"name": "keep", "persistent": True}]},
                 {"name": "rival", "auth": {"api_keys": [api_key(self.RIVAL, ["read", "write", "admin"])]},
                  "services": [{"name": "secret"}]},
             ],
@@ -101,6 +102,9 @@ class CommyServer:
         with open(self.config, "w") as f:
             json.dump(cfg, f)
         self.log = open(os.path.join(self.dir, "server.log"), "ab")
+        self.start()
+
+    def start(self):
         self.proc = subprocess.Popen([self.binary, "--config", self.config], stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 20
         while True:
@@ -119,7 +123,8 @@ class CommyServer:
         except OSError:
             return ""
 
-    def stop(self):
+    def kill(self):
+        """Stops the process only (data, tokens and configuration stay for start())."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -127,5 +132,8 @@ class CommyServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def stop(self):
+        self.kill()
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
