@@ -21,15 +21,16 @@ public sealed class CommyServer : IDisposable
     public const string Reader = "ro.s3cret-ro";
     public const string Rival = "eve.s3cret-eve";
 
-    private readonly Process _proc;
+    private Process _proc = null!;
     private readonly string _dir;
+    private readonly string _binary, _config;
     public string Url { get; }
     public string CaFile { get; }
     public int Port { get; }
 
     public CommyServer()
     {
-        string binary = FindBinary();
+        string binary = _binary = FindBinary();
         _dir = Path.Combine(Path.GetTempPath(), $"commy-cs-srv-{Environment.ProcessId}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(_dir);
         var l = new TcpListener(IPAddress.Loopback, 0);
@@ -57,7 +58,7 @@ public sealed class CommyServer : IDisposable
                 {
                     name = "acme",
                     auth = new { mode = "server_managed", api_keys = new[] { ApiKey(Key, new[] { "read", "write", "admin" }), ApiKey(Reader, new[] { "read" }) } },
-                    services = new[] { new { name = "app" }, new { name = "other" }, new { name = "docs" } },
+                    services = new object[] { new { name = "app" }, new { name = "other" }, new { name = "docs" }, new { name = "keep", persistent = true } },
                 },
                 new
                 {
@@ -67,11 +68,17 @@ public sealed class CommyServer : IDisposable
                 },
             },
         };
-        string config = Path.Combine(_dir, "config.json");
-        File.WriteAllText(config, JsonSerializer.Serialize(cfg));
-        var psi = new ProcessStartInfo(binary) { RedirectStandardOutput = true, RedirectStandardError = true };
+        _config = Path.Combine(_dir, "config.json");
+        File.WriteAllText(_config, JsonSerializer.Serialize(cfg));
+        Start();
+    }
+
+    /// <summary>Starts the server process (again, after <see cref="Kill"/>: same port, data and tokens).</summary>
+    public void Start()
+    {
+        var psi = new ProcessStartInfo(_binary) { RedirectStandardOutput = true, RedirectStandardError = true };
         psi.ArgumentList.Add("--config");
-        psi.ArgumentList.Add(config);
+        psi.ArgumentList.Add(_config);
         _proc = Process.Start(psi)!;
         _proc.OutputDataReceived += (_, _) => { };
         _proc.ErrorDataReceived += (_, _) => { };
@@ -138,6 +145,17 @@ public sealed class CommyServer : IDisposable
         return s;
     }
 
+    /// <summary>Stops the process only; <see cref="Start"/> brings it back.</summary>
+    public void Kill()
+    {
+        if (!_proc.HasExited)
+        {
+            _proc.Kill();
+            _proc.WaitForExit(20000);
+        }
+        _proc.Dispose();
+    }
+
     public void Dispose()
     {
         try
@@ -147,6 +165,10 @@ public sealed class CommyServer : IDisposable
                 _proc.Kill();
                 _proc.WaitForExit(20000);
             }
+        }
+        catch (InvalidOperationException)
+        {
+            // already disposed by Kill
         }
         finally
         {
@@ -394,6 +416,35 @@ public class SessionTests
         string current = s.Token;
         s.Logout();
         Assert.ThrowsAny<AuthException>(() => s3.AuthenticateToken("acme", current));
+    }
+
+    [Fact]
+    public void DisconnectedWhileTheServerIsDownThenBackAfterItRestarts()
+    {
+        using var own = new CommyServer();
+        using var s = Session.Connect(own.Url, new SessionOptions
+        {
+            CaFile = own.CaFile, Timeout = TimeSpan.FromSeconds(5), ReconnectMax = TimeSpan.FromMilliseconds(200),
+        });
+        s.Authenticate("acme", CommyServer.Key);
+        using Service svc = s.OpenService("keep", ServiceMode.Remote);   // persistent: its file outlives the process
+        using var m = svc.OpenMap<long, long>("m");
+        m[1] = 1;
+        own.Kill();
+        Assert.Throws<DisconnectedException>(() =>
+        {
+            for (int i = 0; i < 100; i++)   // the drop is noticed within a moment
+            {
+                m[2] = 2;
+                Thread.Sleep(50);
+            }
+        });
+        own.Start();
+        for (int i = 0; i < 200 && !s.IsConnected; i++) Thread.Sleep(50);   // reconnects with its token
+        Assert.True(s.IsConnected);
+        m[3] = 3;
+        Assert.Equal(1, m[1]);
+        Assert.Equal(3, m[3]);
     }
 
     [Fact]
