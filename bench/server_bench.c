@@ -36,6 +36,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "commy.h"
+#include "commy/session.h"
+
 
 static char g_dir[256];
 static pid_t g_pids[4];
@@ -472,7 +475,8 @@ static lat latency(const proto *pr, int port, int n, pid_t server)
 
 /* k clients, one request outstanding each (set and get alternating), for
  * ms milliseconds: completed requests per second. */
-static double throughput(const proto *pr, int port, int k, int ms, pid_t server, double *cpu_per_op)
+static double throughput(const proto *pr, int port, int k, int ms, pid_t server, double *cpu_per_op,
+                         double *client_cpu_per_op)
 {
     tconn *cs = calloc((size_t)k, sizeof *cs);
     int ep = epoll_create1(0);
@@ -525,7 +529,7 @@ static double throughput(const proto *pr, int port, int k, int ms, pid_t server,
     }
     double rate = (double)(done - counted) / ((double)(now_ns() - tcount) / 1e9);
     *cpu_per_op = counted_end > counted ? (double)(cpu1 - cpu0) / 1e3 / (double)(counted_end - counted) : 0;
-    fprintf(stderr, "%s: client CPU per request %.1f us\n", pr->name, counted_end > counted ? (double)(ccpu1 - ccpu0) / 1e3 / (double)(counted_end - counted) : 0);
+    *client_cpu_per_op = counted_end > counted ? (double)(ccpu1 - ccpu0) / 1e3 / (double)(counted_end - counted) : 0;
     for (int i = 0; i < k; i++) tconn_close(&cs[i]);
     close(ep);
     free(cs);
@@ -545,6 +549,114 @@ static double median(double *v, int n)
 }
 
 static int g_missed;
+
+/* ---- the local path: a session in local mode against the core alone ---- */
+
+#define LTRY(what, expr)                                                                                    \
+    do {                                                                                                    \
+        int rc_ = (expr);                                                                                   \
+        if (rc_ < 0) die("%s: %s (%s)", what, commy_error_last()->message, commy_strerror(rc_));             \
+    } while (0)
+
+/* The containers benchmark's operations on a: box fetch_add, map put and get,
+ * vec push; ns per operation of each into ns[0..3]. Fresh roots named with
+ * tag, removed afterwards. */
+static void container_ops(double ns[4], commy_alloc *a, int tag, int n)
+{
+    char bn[32], mn[32], vn[32];
+    snprintf(bn, sizeof bn, "lb%d", tag);
+    snprintf(mn, sizeof mn, "lm%d", tag);
+    snprintf(vn, sizeof vn, "lv%d", tag);
+    commy_box *b;
+    commy_map *m;
+    commy_vec *v;
+    LTRY("commy_box_open", commy_box_open(&b, a, bn, COMMY_T_I64, COMMY_OPEN_EXCL));
+    LTRY("commy_map_open", commy_map_open(&m, a, mn, COMMY_T_I64, COMMY_T_I64, COMMY_OPEN_EXCL));
+    LTRY("commy_vec_open", commy_vec_open(&v, a, vn, COMMY_T_I64, COMMY_OPEN_EXCL));
+    int64_t got = 0;
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < n; i++) LTRY("commy_box_fetch_add", commy_box_fetch_add(&got, b, 1));
+    uint64_t t1 = now_ns();
+    for (int64_t i = 0; i < n; i++) {
+        int64_t k = i * 2654435761ll, val = i;
+        LTRY("commy_map_put", commy_map_put(m, &k, sizeof k, &val, sizeof val));
+    }
+    uint64_t t2 = now_ns();
+    for (int64_t i = 0; i < n; i++) {
+        int64_t k = i * 2654435761ll, val = -1;
+        size_t len;
+        LTRY("commy_map_get", commy_map_get(m, &k, sizeof k, &val, sizeof val, &len));
+        if (val != i) die("map_get returned %lld for key %lld", (long long)val, (long long)k);
+    }
+    uint64_t t3 = now_ns();
+    for (int64_t i = 0; i < n; i++) LTRY("commy_vec_push", commy_vec_push(v, &i, sizeof i));
+    uint64_t t4 = now_ns();
+    if (got != n - 1) die("box fetch_add ended at %lld, not %d", (long long)got, n - 1);
+    commy_box_close(b);
+    commy_map_close(m);
+    commy_vec_close(v);
+    LTRY("commy_root_remove", commy_root_remove(a, bn));
+    LTRY("commy_root_remove", commy_root_remove(a, mn));
+    LTRY("commy_root_remove", commy_root_remove(a, vn));
+    ns[0] = (double)(t1 - t0) / n;
+    ns[1] = (double)(t2 - t1) / n;
+    ns[2] = (double)(t3 - t2) / n;
+    ns[3] = (double)(t4 - t3) / n;
+}
+
+/* Opens service "b" in local mode through a session and runs container_ops
+ * on the session's commy_alloc and on a segment opened directly (same
+ * directory, same options), alternating, 5 rounds; prints the medians. */
+static void local_path(int port, const char *cert, int quick)
+{
+    commy_session_options so;
+    commy_session_options_init(&so);
+    so.ca_file = cert;
+    commy_session *sess;
+    commy_service *svc;
+    commy_alloc *sa, *da;
+    char url[64];
+    snprintf(url, sizeof url, "wss://127.0.0.1:%d", port);
+    LTRY("commy_session_connect", commy_session_connect(&sess, url, &so));
+    LTRY("commy_session_authenticate", commy_session_authenticate(sess, "bench", g_api_key));
+    LTRY("commy_session_open_service", commy_session_open_service(&svc, sess, "b", COMMY_SERVICE_LOCAL));
+    if (commy_service_mode(svc) != COMMY_SERVICE_LOCAL) die("the service did not open in local mode");
+    LTRY("commy_service_alloc", commy_service_alloc(&sa, svc));
+    char path[400];
+    snprintf(path, sizeof path, "%s/direct.commy", g_dir);
+    commy_alloc_options o;
+    commy_alloc_options_init(&o);
+    o.flags = COMMY_ALLOC_CREATE | COMMY_ALLOC_EXCL; /* what the server does for a service file */
+    LTRY("commy_alloc_open", commy_alloc_open(&da, path, &o));
+    int rounds = quick ? 1 : 5, n = quick ? 50000 : 200000;
+    double s[5][4], d[5][4], ss[5], ds[5];
+    for (int r = 0; r < rounds; r++) {
+        container_ops(s[r], sa, r, n);
+        container_ops(d[r], da, r, n);
+        ss[r] = s[r][0] + s[r][1] + s[r][2] + s[r][3];
+        ds[r] = d[r][0] + d[r][1] + d[r][2] + d[r][3];
+    }
+    static const char *names[4] = {"box fetch_add (ns/op)", "map put (ns/op)", "map get (ns/op)", "vec push (ns/op)"};
+    printf("\n%-34s %12s %12s %8s  %s\n", "local path", "session", "direct", "ratio", "target");
+    for (int k = 0; k < 4; k++) {
+        double a[5], b[5];
+        for (int r = 0; r < rounds; r++) a[r] = s[r][k], b[r] = d[r][k];
+        double x = median(a, rounds), y = median(b, rounds);
+        printf("%-34s %12.1f %12.1f %8.2f\n", names[k], x, y, x / y);
+    }
+    double x = median(ss, rounds), y = median(ds, rounds);
+    int met = x / y <= 1.1;
+    g_missed += !met;
+    printf("%-34s %12.1f %12.1f %8.2f  %s\n", "all four, summed (ns)", x, y, x / y, met ? "MET" : "MISSED");
+    printf("\nsession: commy_session_open_service(..., COMMY_SERVICE_LOCAL) then commy_service_alloc; direct:\n"
+           "commy_alloc_open on a new file in the same directory. %d ops of each kind per round, medians of %d\n"
+           "alternating rounds; target: session <= 1.1 x direct.\n",
+           n, rounds);
+    commy_alloc_close(da);
+    unlink(path);
+    commy_service_close(svc);
+    commy_session_close(sess);
+}
 
 static void row(const char *what, double commy, double redis, int lower_better, int target)
 {
@@ -571,7 +683,11 @@ int main(int argc, char **argv)
     /* SERVER_BENCH_ONLY=commy|redis measures one side (for profiling) */
     const char *only = getenv("SERVER_BENCH_ONLY");
     int do_commy = !only || strcmp(only, "redis") != 0, do_redis = !only || strcmp(only, "commy") != 0;
-    snprintf(g_dir, sizeof g_dir, "/tmp/commy-server-bench-XXXXXX");
+    /* tmpfs when there is one: the service file and the direct segment live
+     * here, and neither should pay for disk write-back */
+    struct stat st;
+    snprintf(g_dir, sizeof g_dir, "%s/commy-server-bench-XXXXXX",
+             stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
     if (!mkdtemp(g_dir)) die("mkdtemp: %s", strerror(errno));
     atexit(cleanup);
     char cert[300], key[300], cmd[1024];
@@ -579,7 +695,7 @@ int main(int argc, char **argv)
     snprintf(key, sizeof key, "%s/key.pem", g_dir);
     snprintf(cmd, sizeof cmd,
              "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout %s -out %s -days 2 "
-             "-subj /CN=localhost >/dev/null 2>&1",
+             "-subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1",
              key, cert);
     if (system(cmd) != 0) die("openssl could not make a certificate");
 
@@ -631,7 +747,7 @@ int main(int argc, char **argv)
     SSL_CTX_set_verify(g_ssl, SSL_VERIFY_PEER, NULL);
 
     int rounds = quick ? 1 : 3, nlat = quick ? 2000 : 10000, ms = quick ? 600 : 2000, k = 50;
-    double cs50[3], cs99[3], cg50[3], cg99[3], rs50[3], rs99[3], rg50[3], rg99[3], ct[3], rt[3], cc[3] = {1, 1, 1}, rc[3] = {1, 1, 1};
+    double cs50[3], cs99[3], cg50[3], cg99[3], rs50[3], rs99[3], rg50[3], rg99[3], ct[3], rt[3], cc[3] = {1, 1, 1}, rc[3] = {1, 1, 1}, kc[3] = {1, 1, 1}, kr[3] = {1, 1, 1};
     printf("server-bench: commy-server (WSS) vs redis-server %s(TLS), loopback, %d alternating rounds\n",
            "", rounds);
     fflush(stdout);
@@ -641,8 +757,8 @@ int main(int argc, char **argv)
         if (do_redis) b = latency(&REDIS, rport, nlat, rpid);
         cs50[r] = a.set50, cs99[r] = a.set99, cg50[r] = a.get50, cg99[r] = a.get99;
         rs50[r] = b.set50, rs99[r] = b.set99, rg50[r] = b.get50, rg99[r] = b.get99;
-        rt[r] = do_redis ? throughput(&REDIS, rport, k, ms, rpid, &rc[r]) : 1;
-        ct[r] = do_commy ? throughput(&COMMY, cport, k, ms, cpid, &cc[r]) : 1;
+        rt[r] = do_redis ? throughput(&REDIS, rport, k, ms, rpid, &rc[r], &kr[r]) : 1;
+        ct[r] = do_commy ? throughput(&COMMY, cport, k, ms, cpid, &cc[r], &kc[r]) : 1;
     }
     printf("\n%-34s %12s %12s %8s  %s\n", "measure", "commy", "redis", "ratio", "target");
     row("1 client set round trip p50 (us)", median(cs50, rounds), median(rs50, rounds), 1, 1);
@@ -653,11 +769,13 @@ int main(int argc, char **argv)
     snprintf(what, sizeof what, "%d clients set+get (ops/s)", k);
     row(what, median(ct, rounds), median(rt, rounds), 0, 1);
     row("server CPU per request (us)", median(cc, rounds), median(rc, rounds), 1, 0);
+    row("client CPU per request (us)", median(kc, rounds), median(kr, rounds), 1, 0);
     printf("\nratio = commy / redis; targets: p50 ratio <= 1, throughput ratio >= 1 (p99 shown, no target).\n"
            "Each figure is the median of %d rounds; latency from %d sets and %d gets on one connection,\n"
            "throughput from %d connections with one request outstanding each, for %.1f s.\n",
            rounds, nlat, nlat, k, ms / 1000.0);
     fflush(stdout);
+    if (do_commy) local_path(cport, cert, quick);
     cleanup();
     if (g_missed) printf("%d target(s) missed.\n", g_missed);
     return g_missed ? 3 : 0;
