@@ -264,6 +264,7 @@ void srv_authn_finish(srv_authn *a, srv_store *store, srv_authn_result *out)
         snprintf(out->message, sizeof out->message, "%s", a->client_msg);
     } else {
         srv_grant g = a->g;
+        g.bounded = g.lifetime_s != 0;
         if (!g.lifetime_s || g.lifetime_s > t->token_lifetime_s) g.lifetime_s = t->token_lifetime_s;
         out->grant = g;
         for (int i = 0; i < a->subj.n; i++) store->lockout_clear(store, t->name, a->subj.s[i]);

@@ -565,7 +565,7 @@ static int fail(reply *r, int code, const char *fmt, ...)
 }
 
 static int issue_token(reply *rp, conn *c, const srv_tenant_conf *t, const char *client_id, const char *scopes,
-                       int lifetime_s, const unsigned char *old_hash)
+                       int lifetime_s, int64_t not_after, const unsigned char *old_hash)
 {
     char token[65];
     if (srv_auth_random_hex(token, 32)) return fail(rp, COMMY_EIO, "no randomness for a token");
@@ -574,6 +574,8 @@ static int issue_token(reply *rp, conn *c, const srv_tenant_conf *t, const char 
     snprintf(tok.client_id, sizeof tok.client_id, "%s", client_id);
     snprintf(tok.scopes, sizeof tok.scopes, "%s", scopes);
     tok.expires_at = (int64_t)time(NULL) + lifetime_s;
+    tok.not_after = not_after;
+    if (not_after && tok.expires_at > not_after) tok.expires_at = not_after;
     unsigned char hash[32];
     srv_auth_sha256(hash, token);
     int rc = old_hash ? S.store->token_rotate(S.store, old_hash, hash, &tok) : S.store->token_put(S.store, hash, &tok);
@@ -604,7 +606,9 @@ static int op_authenticate(reply *rp, conn *c, const commy_wire_request *r)
             S.auth_failures++;
             return fail(rp, a->code, "%s", a->message);
         }
-        if (issue_token(rp, c, t, a->grant.client_id, a->grant.scopes, a->grant.lifetime_s, NULL)) return rp->code;
+        int64_t end = a->grant.bounded ? (int64_t)time(NULL) + a->grant.lifetime_s : 0;
+        if (issue_token(rp, c, t, a->grant.client_id, a->grant.scopes, a->grant.lifetime_s, end, NULL))
+            return rp->code;
     } else {
         unsigned char hash[32];
         srv_token tok;
@@ -676,11 +680,15 @@ static int dispatch(reply *rp, conn *c, const commy_wire_request *r)
             char client[SRV_NAME_MAX], scopes[SRV_SCOPES_MAX];
             snprintf(client, sizeof client, "%s", c->tok.client_id);
             snprintf(scopes, sizeof scopes, "%s", c->tok.scopes);
-            if (issue_token(rp, c, t, client, scopes, t->token_lifetime_s, old)) {
+            /* a grant with its own end (a JWT's exp, a callback's lifetime_s) is not extended */
+            int64_t end = c->tok.not_after;
+            if (issue_token(rp, c, t, client, scopes, t->token_lifetime_s, end, old)) {
                 srv_audit("refresh_failed", tenant, client, c->peer, "token", rp->msg);
                 c->authed = 0;
                 return rp->code;
             }
+            /* no "expiring" notice for a token that no refresh can extend */
+            if (end && c->tok.expires_at - (int64_t)time(NULL) <= EXPIRING_NOTICE_S) c->warned_expiring = 1;
         }
         srv_log("info", "refresh", "tenant %s client %s", tenant, c->tok.client_id);
         srv_audit("refresh", tenant, c->tok.client_id, c->peer, "token", NULL);

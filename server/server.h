@@ -124,6 +124,7 @@ typedef struct srv_token {
     char client_id[SRV_NAME_MAX];
     char scopes[SRV_SCOPES_MAX];
     int64_t expires_at;
+    int64_t not_after; /* 0, or the end of the grant (a JWT's exp, a callback's lifetime_s): refresh never passes it */
 } srv_token;
 
 typedef struct srv_service_row {
@@ -187,6 +188,7 @@ typedef struct srv_grant {
     char client_id[SRV_NAME_MAX];
     char scopes[SRV_SCOPES_MAX]; /* space-separated */
     int lifetime_s;              /* the session token's lifetime */
+    int bounded;                 /* lifetime_s is the grant's own end (JWT exp, callback lifetime_s) */
 } srv_grant;
 
 /* Verifies a compact JWS (HS256 or RS256) of len bytes against jc at time now:

@@ -65,7 +65,7 @@ static redisReply *run(redis_store *s, int argc, const char **argv)
 
 static const char PUT_LUA[] =
     "redis.call('HSET', KEYS[1], 'tenant', ARGV[1], 'client', ARGV[2], 'scopes', ARGV[3], 'exp', ARGV[4],"
-    " 'revoked', '0')\n"
+    " 'revoked', '0', 'nafter', ARGV[6])\n"
     "redis.call('EXPIREAT', KEYS[1], tonumber(ARGV[4]) + 86400)\n"
     "redis.call('SADD', KEYS[2], ARGV[5])\n"
     "redis.call('EXPIRE', KEYS[2], 40 * 86400)\n"
@@ -73,13 +73,14 @@ static const char PUT_LUA[] =
 
 static int put_redis(redis_store *s, const unsigned char hash[32], const srv_token *t)
 {
-    char h[65], tk[100], ck[200], exp[24];
+    char h[65], tk[100], ck[200], exp[24], nafter[24];
     hex(h, hash);
     snprintf(tk, sizeof tk, "commy:token:%s", h);
     snprintf(ck, sizeof ck, "commy:client-tokens:%s:%s", t->tenant, t->client_id);
     snprintf(exp, sizeof exp, "%" PRId64, t->expires_at);
-    const char *argv[] = {"EVAL", PUT_LUA, "2", tk, ck, t->tenant, t->client_id, t->scopes, exp, h};
-    redisReply *rep = run(s, 10, argv);
+    snprintf(nafter, sizeof nafter, "%" PRId64, t->not_after);
+    const char *argv[] = {"EVAL", PUT_LUA, "2", tk, ck, t->tenant, t->client_id, t->scopes, exp, h, nafter};
+    redisReply *rep = run(s, 11, argv);
     if (!rep) return COMMY_EIO;
     freeReplyObject(rep);
     return COMMY_OK;
@@ -99,11 +100,11 @@ static int token_get(srv_store *st, const unsigned char hash[32], srv_token *out
     char h[65], tk[100];
     hex(h, hash);
     snprintf(tk, sizeof tk, "commy:token:%s", h);
-    const char *argv[] = {"HMGET", tk, "tenant", "client", "scopes", "exp", "revoked"};
-    redisReply *rep = run(s, 7, argv);
+    const char *argv[] = {"HMGET", tk, "tenant", "client", "scopes", "exp", "revoked", "nafter"};
+    redisReply *rep = run(s, 8, argv);
     if (!rep) return s->inner->token_get(s->inner, hash, out);
     int rc;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 5 && rep->element[0]->type == REDIS_REPLY_STRING) {
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 6 && rep->element[0]->type == REDIS_REPLY_STRING) {
         const redisReply *const *e = (const redisReply *const *)rep->element;
         int ok = e[1]->type == REDIS_REPLY_STRING && e[2]->type == REDIS_REPLY_STRING &&
                  e[3]->type == REDIS_REPLY_STRING && e[4]->type == REDIS_REPLY_STRING;
@@ -114,6 +115,7 @@ static int token_get(srv_store *st, const unsigned char hash[32], srv_token *out
             snprintf(out->client_id, sizeof out->client_id, "%s", e[1]->str);
             snprintf(out->scopes, sizeof out->scopes, "%s", e[2]->str);
             out->expires_at = strtoll(e[3]->str, NULL, 10);
+            if (e[5]->type == REDIS_REPLY_STRING) out->not_after = strtoll(e[5]->str, NULL, 10);
             rc = COMMY_OK;
         }
     } else {
@@ -157,7 +159,7 @@ static const char ROTATE_LUA[] =
     "if r ~= '0' then return 0 end\n"
     "redis.call('HSET', KEYS[1], 'revoked', '1')\n"
     "redis.call('HSET', KEYS[2], 'tenant', ARGV[1], 'client', ARGV[2], 'scopes', ARGV[3], 'exp', ARGV[4],"
-    " 'revoked', '0')\n"
+    " 'revoked', '0', 'nafter', ARGV[6])\n"
     "redis.call('EXPIREAT', KEYS[2], tonumber(ARGV[4]) + 86400)\n"
     "redis.call('SADD', KEYS[3], ARGV[5])\n"
     "redis.call('EXPIRE', KEYS[3], 40 * 86400)\n"
@@ -167,15 +169,16 @@ static int token_rotate(srv_store *st, const unsigned char old_hash[32], const u
                         const srv_token *t)
 {
     redis_store *s = rs_of(st);
-    char oh[65], nh[65], ok[100], nk[100], ck[200], exp[24];
+    char oh[65], nh[65], ok[100], nk[100], ck[200], exp[24], nafter[24];
     hex(oh, old_hash);
     hex(nh, new_hash);
     snprintf(ok, sizeof ok, "commy:token:%s", oh);
     snprintf(nk, sizeof nk, "commy:token:%s", nh);
     snprintf(ck, sizeof ck, "commy:client-tokens:%s:%s", t->tenant, t->client_id);
     snprintf(exp, sizeof exp, "%" PRId64, t->expires_at);
-    const char *argv[] = {"EVAL", ROTATE_LUA, "3", ok, nk, ck, t->tenant, t->client_id, t->scopes, exp, nh};
-    redisReply *rep = run(s, 11, argv);
+    snprintf(nafter, sizeof nafter, "%" PRId64, t->not_after);
+    const char *argv[] = {"EVAL", ROTATE_LUA, "3", ok, nk, ck, t->tenant, t->client_id, t->scopes, exp, nh, nafter};
+    redisReply *rep = run(s, 12, argv);
     long long verdict = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
     if (rep) freeReplyObject(rep);
     if (verdict == 0) return COMMY_ENOTFOUND; /* refreshed or revoked elsewhere */

@@ -80,7 +80,8 @@ static int token_put_db(sqlite3 *db, const unsigned char hash[32], const srv_tok
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db,
-                           "INSERT INTO tokens(hash,tenant,client_id,scopes,expires_at,revoked) VALUES(?,?,?,?,?,0)",
+                           "INSERT INTO tokens(hash,tenant,client_id,scopes,expires_at,revoked,not_after)"
+                           " VALUES(?,?,?,?,?,0,?)",
                            -1, &st, NULL) != SQLITE_OK)
         return fail(db, "token_put");
     sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
@@ -88,6 +89,7 @@ static int token_put_db(sqlite3 *db, const unsigned char hash[32], const srv_tok
     sqlite3_bind_text(st, 3, t->client_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, t->scopes, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, t->expires_at);
+    sqlite3_bind_int64(st, 6, t->not_after);
     int rc = sqlite3_step(st) == SQLITE_DONE ? COMMY_OK : fail(db, "token_put");
     sqlite3_finalize(st);
     return rc;
@@ -102,7 +104,8 @@ static int token_get(srv_store *s, const unsigned char hash[32], srv_token *out)
 {
     sqlite3 *db = db_of(s);
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT tenant,client_id,scopes,expires_at FROM tokens WHERE hash=? AND revoked=0",
+    if (sqlite3_prepare_v2(db,
+                           "SELECT tenant,client_id,scopes,expires_at,not_after FROM tokens WHERE hash=? AND revoked=0",
                            -1, &st, NULL) != SQLITE_OK)
         return fail(db, "token_get");
     sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
@@ -112,6 +115,7 @@ static int token_get(srv_store *s, const unsigned char hash[32], srv_token *out)
         copy_col(out->client_id, sizeof out->client_id, st, 1);
         copy_col(out->scopes, sizeof out->scopes, st, 2);
         out->expires_at = sqlite3_column_int64(st, 3);
+        out->not_after = sqlite3_column_int64(st, 4);
         rc = COMMY_OK;
     } else rc = rc == SQLITE_DONE ? COMMY_ENOTFOUND : fail(db, "token_get");
     sqlite3_finalize(st);
@@ -349,7 +353,7 @@ int srv_store_sqlite_open(srv_store **out, const char *path, char *err, size_t c
                     "CREATE TABLE IF NOT EXISTS api_keys(tenant TEXT, key_id TEXT, hash TEXT, scopes TEXT,"
                     " client_id TEXT, PRIMARY KEY(tenant,key_id));"
                     "CREATE TABLE IF NOT EXISTS tokens(hash BLOB PRIMARY KEY, tenant TEXT, client_id TEXT,"
-                    " scopes TEXT, expires_at INTEGER, revoked INTEGER);"
+                    " scopes TEXT, expires_at INTEGER, revoked INTEGER, not_after INTEGER NOT NULL DEFAULT 0);"
                     "CREATE INDEX IF NOT EXISTS tokens_client ON tokens(tenant, client_id);"
                     "CREATE TABLE IF NOT EXISTS services(tenant TEXT, name TEXT, file TEXT, persistent INTEGER,"
                     " PRIMARY KEY(tenant,name));"
@@ -360,6 +364,8 @@ int srv_store_sqlite_open(srv_store **out, const char *path, char *err, size_t c
         free(s);
         return COMMY_EIO;
     }
+    /* stores made before tokens had not_after get the column (an error means it is there) */
+    sqlite3_exec(s->db, "ALTER TABLE tokens ADD COLUMN not_after INTEGER NOT NULL DEFAULT 0", NULL, NULL, NULL);
     s->ops = (srv_store){.key_put = key_put, .key_get = key_get, .token_put = token_put, .token_get = token_get,
                          .token_rotate = token_rotate, .token_revoke = token_revoke,
                          .token_revoke_client = token_revoke_client, .service_put = service_put,

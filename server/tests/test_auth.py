@@ -231,9 +231,13 @@ def test_auth_tenant_managed():
         notrust = {"mode": "tenant_managed", "callback": {"url": cb.url, "timeout_ms": 2000}}
 
         def body(s):
-            r = ok(s.auth("tm", api_key="carol.anything-the-tenant-knows"))
+            w = s.ws()
+            r = ok(w.request("authenticate", tenant="tm", api_key="carol.anything-the-tenant-knows"))
             assert r["client_id"] == "carol" and sorted(r["permissions"]) == ["admin", "read"], r
             assert r["expires_at"] <= time.time() + 601  # the callback's lifetime_s, under the tenant's 3600
+            # the grant's end holds: refresh gives a new token, not a longer session
+            r2 = ok(w.request("refresh"))
+            assert r2["token"] != r["token"] and r2["expires_at"] == r["expires_at"], (r, r2)
             sent = cb.requests[-1]
             assert sent["tenant"] == "tm" and sent["method"] == "api_key" and sent["peer"] == "127.0.0.1"
             assert sent["credential"] == "carol.anything-the-tenant-knows" and sent["_client_cert"] is None
@@ -361,6 +365,19 @@ def test_auth_jwt():
         names = [x["name"] for x in ok(w.request("list_services"))["services"]]
         assert names == ["a"]
         assert err(w.request("create_service", service="z")) == "EFORBIDDEN"  # no admin scope in the JWT
+        # a session never outlives its JWT: not by refresh, nor by refresh after a resume elsewhere
+        w = s.ws()
+        r = ok(w.request("authenticate", tenant="jw", jwt=jwt_hs256(claims(sub="short", exp=now + 120))))
+        assert r["expires_at"] <= now + 121
+        r2 = ok(w.request("refresh"))
+        assert r2["expires_at"] == r["expires_at"], (r, r2)
+        w2 = s.ws()
+        ok(w2.request("authenticate", tenant="jw", token=r2["token"]))
+        assert ok(w2.request("refresh"))["expires_at"] == r["expires_at"]
+        # an API key's session does get the tenant's full lifetime on refresh
+        k = s.ws()
+        ok(k.request("authenticate", tenant="jw", api_key="alice.s3cret-alice"))
+        assert ok(k.request("refresh"))["expires_at"] >= now + 3600
         r = ok(s.auth("jw", jwt=jwt_rs256(claims(sub="rsuser"), art("rsa.key"))))
         assert r["client_id"] == "rsuser"
         refused = {
