@@ -1033,8 +1033,9 @@ static int reply_now(conn *c, char *frame)
     return 1;
 }
 
-/* Called with S.lock held; drops it while parsing and checking keys (only this
- * thread frees a conn, so c stays valid). */
+/* Called with S.lock held; drops it while parsing (only this thread frees a
+ * conn, so c stays valid). Credentials are checked on the auth threads
+ * (authn_start). */
 static int handle_frame(conn *c, const char *data, size_t len)
 {
     commy_wire_request r;
