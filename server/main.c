@@ -1184,6 +1184,7 @@ static void resume_conn(conn *c)
     }
     c->resuming = 0;
     if (!c->bhead && c->npend < MAX_PEND && c->rx_paused) {
+        c->last_seen = time(NULL); /* its frames waited unread, pongs too */
         c->rx_paused = 0;
         lws_rx_flow_control(c->wsi, 1);
     }
@@ -1277,7 +1278,8 @@ static void tick(lws_sorted_usec_list_t *sul)
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
             continue;
         }
-        if (now - c->last_seen >= 2 * S.cfg.ping_interval_s) {
+        if (now - c->last_seen >= 2 * S.cfg.ping_interval_s && !c->rx_paused) {
+            /* (not while we stopped reading it: its pongs wait unread) */
             /* two intervals without a pong or any frame: the peer is gone */
             c->kill_now = c->kill_sent = 1;
             snprintf(c->kill_reason, sizeof c->kill_reason, "ping_timeout");

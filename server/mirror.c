@@ -101,6 +101,10 @@ static struct {
     int qlen;
     /* metrics */
     atomic_ullong applied, published, disconnects, snapshots, local_fallbacks, snapshot_loads;
+    /* the age of the entries applied (now - the time in their ID): the
+     * largest of the last whole second, and of the one running */
+    atomic_llong lag_ms, lag_window_ms;
+    int following; /* the reader applies what XREAD brought (not a catch-up of old entries) */
 } M = {.qlock = PTHREAD_MUTEX_INITIALIZER, .qcond = PTHREAD_COND_INITIALIZER};
 
 int srv_mirror_active(void) { return M.active; }
@@ -324,6 +328,8 @@ static void persist_id(msvc *s, commy_alloc *a)
     }
 }
 
+static void inflight_free(inflight *f);
+
 /* ---- main.c's hooks (S.lock held) ---- */
 
 int srv_mirror_submit(uint64_t *ticket, const char *tenant, const char *service, const char *frame, size_t len)
@@ -416,6 +422,18 @@ void srv_mirror_close(const char *tenant, const char *service)
         queue_snapshot(s, a);
     }
     for (int i = 0; i < s->nwaiters; i++) srv_ticket_done(s->waiters[i], 0, NULL, NULL);
+    /* writes still on their way belong to connections that left: when they
+     * come back (if the service opens again) they are applied as anyone's */
+    for (inflight **p = &M.inflight; *p;) {
+        inflight *f = *p;
+        if (strcmp(f->tenant, tenant) || strcmp(f->service, service)) {
+            p = &f->next;
+            continue;
+        }
+        *p = f->next;
+        M.ninflight--;
+        inflight_free(f);
+    }
     vars_close(s);
     for (msvc **p = &M.svcs; *p; p = &(*p)->next)
         if (*p == s) {
@@ -533,6 +551,10 @@ static void apply_entry(msvc *s, const redisReply *e)
     snprintf(s->last_id, sizeof s->last_id, "%s", id);
     s->since_snapshot++;
     atomic_fetch_add(&M.applied, 1);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    long long age = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 - strtoll(id, NULL, 10);
+    if (M.following && age > atomic_load(&M.lag_window_ms)) atomic_store(&M.lag_window_ms, age);
     if (!o || !k || !f) return;
     int mine = strcmp(o->str, M.origin) == 0;
     if (strcmp(k->str, "op") == 0) {
@@ -733,6 +755,7 @@ static void *reader_main(void *arg)
         if (time(NULL) != last_check) {
             /* once a second: were entries we have not read trimmed away? */
             last_check = time(NULL);
+            atomic_store(&M.lag_ms, atomic_exchange(&M.lag_window_ms, 0));
             for (msvc *s = M.svcs; s; s = s->next) s->catchup = 1;
         }
         for (msvc *s = M.svcs; s; s = s->next) cap++;
@@ -775,6 +798,7 @@ static void *reader_main(void *arg)
                 else {
                     if (rep->type == REDIS_REPLY_ARRAY) {
                         srv_lock();
+                        M.following = 1;
                         for (size_t i = 0; i < rep->elements; i++) {
                             const redisReply *sr = rep->element[i];
                             if (sr->type != REDIS_REPLY_ARRAY || sr->elements != 2) continue;
@@ -782,6 +806,7 @@ static void *reader_main(void *arg)
                             for (size_t j = 0; s && j < sr->element[1]->elements; j++)
                                 apply_entry(s, sr->element[1]->element[j]);
                         }
+                        M.following = 0;
                         srv_unlock();
                     } else if (rep->type == REDIS_REPLY_ERROR) {
                         srv_log("error", "mirror", "XREAD: %s", rep->str);
@@ -1085,11 +1110,12 @@ size_t srv_mirror_metrics(char *buf, size_t cap)
                      "# TYPE commy_mirror_snapshots_total counter\ncommy_mirror_snapshots_total %llu\n"
                      "# TYPE commy_mirror_disconnects_total counter\ncommy_mirror_disconnects_total %llu\n"
                      "# TYPE commy_mirror_local_fallbacks_total counter\ncommy_mirror_local_fallbacks_total %llu\n"
-                     "# TYPE commy_mirror_snapshot_loads_total counter\ncommy_mirror_snapshot_loads_total %llu\n",
+                     "# TYPE commy_mirror_snapshot_loads_total counter\ncommy_mirror_snapshot_loads_total %llu\n"
+                     "# TYPE commy_mirror_lag_ms gauge\ncommy_mirror_lag_ms %lld\n",
                      atomic_load(&M.connected), q, M.ninflight, dirty, (unsigned long long)atomic_load(&M.applied),
                      (unsigned long long)atomic_load(&M.published), (unsigned long long)atomic_load(&M.snapshots),
                      (unsigned long long)atomic_load(&M.disconnects),
                      (unsigned long long)atomic_load(&M.local_fallbacks),
-                     (unsigned long long)atomic_load(&M.snapshot_loads));
+                     (unsigned long long)atomic_load(&M.snapshot_loads), (long long)atomic_load(&M.lag_ms));
     return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
