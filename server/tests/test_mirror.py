@@ -251,7 +251,7 @@ def test_conflicting_writes_converge(g):
 def test_redis_restart_loses_nothing(g):
     redis = g["redis"]
     s1, s2, _ = g["servers"]
-    c1, c2 = opened(s1, "rr"), opened(s2, "rr")
+    c1, c2 = opened(s1, "rr"), opened(s2, "rr")  # server 3 stays out of it
     ok(c1.request("set", service="rr", var="before", kind="box", value=i64(1)))
     wait_for("before on server 2", lambda: get(c2, "rr", "before") == i64(1))
     redis.stop()
@@ -269,8 +269,12 @@ def test_redis_restart_loses_nothing(g):
     ok(c1.request("set", service="rr", var="after", kind="box", value=i64(4)))
     wait_for("after on server 2", lambda: get(c2, "rr", "after") == i64(4))
     assert s1.metrics()["commy_mirror_disconnects_total"] >= 1
+    # a server that never had the service open finds all of it in the restarted Redis
+    c3 = opened(g["servers"][2], "rr")
+    assert [get(c3, "rr", v) for v in ("before", "during1", "during2", "after")] == [i64(1), i64(2), i64(3), i64(4)]
     c1.close()
     c2.close()
+    c3.close()
 
 
 def test_resurrection_after_every_client_left(g):
