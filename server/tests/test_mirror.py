@@ -259,11 +259,15 @@ def test_redis_restart_loses_nothing(g):
     # both keep serving their clients alone
     ok(c1.request("set", service="rr", var="during1", kind="box", value=i64(2)))
     ok(c2.request("set", service="rr", var="during2", kind="box", value=i64(3)))
+    # and a local client of server 1 writes its mapped file meanwhile
+    path = ok(c1.request("open_service", service="rr", mode="local"))["path"]
+    subprocess.check_call([LOCAL_WRITER, path, "local_during", "7", "8"])
     assert get(c1, "rr", "during1") == i64(2) and get(c2, "rr", "during2") == i64(3)
     redis.start()
     wait_for("server 1 back", lambda: s1.metrics().get("commy_mirror_connected") == 1)
     wait_for("server 1's outage write on server 2", lambda: get(c2, "rr", "during1") == i64(2))
     wait_for("server 2's outage write on server 1", lambda: get(c1, "rr", "during2") == i64(3))
+    wait_for("the outage's local write on server 2", lambda: get(c2, "rr", "local_during") == i64(8))
     assert get(c2, "rr", "before") == i64(1)
     # and the stream goes on after it
     ok(c1.request("set", service="rr", var="after", kind="box", value=i64(4)))
@@ -271,7 +275,8 @@ def test_redis_restart_loses_nothing(g):
     assert s1.metrics()["commy_mirror_disconnects_total"] >= 1
     # a server that never had the service open finds all of it in the restarted Redis
     c3 = opened(g["servers"][2], "rr")
-    assert [get(c3, "rr", v) for v in ("before", "during1", "during2", "after")] == [i64(1), i64(2), i64(3), i64(4)]
+    assert [get(c3, "rr", v) for v in ("before", "during1", "during2", "local_during", "after")] == \
+        [i64(1), i64(2), i64(3), i64(8), i64(4)]
     c1.close()
     c2.close()
     c3.close()
