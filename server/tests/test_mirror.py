@@ -378,11 +378,15 @@ def test_tls_and_password(g):
     port = free_port()
     redis = Redis.__new__(Redis)
     redis.tls_port = port
+    # the ACL user docs/deploying.md gives; the default user is off
     redis.__init__(extra=["--tls-port", str(port), "--tls-cert-file", cert, "--tls-key-file", key,
-                          "--tls-ca-cert-file", cert, "--tls-auth-clients", "no", "--requirepass", "pw-123"])
+                          "--tls-ca-cert-file", cert, "--tls-auth-clients", "no",
+                          "--user", "default", "off",
+                          "--user", "commy", "on", ">pw-123", "~commy:*", "+@read", "+@write", "+@stream",
+                          "+@scripting", "+ping", "+time"])
     servers = []
     try:
-        tls = {"address": "127.0.0.1:%d" % port, "tls": {"ca": cert}, "password": "pw-123"}
+        tls = {"address": "127.0.0.1:%d" % port, "tls": {"ca": cert}, "username": "commy", "password": "pw-123"}
         a = MServer(redis, "ta", mirror=tls)
         servers.append(a)
         b = MServer(redis, "tb", mirror=tls)
@@ -390,8 +394,20 @@ def test_tls_and_password(g):
         ca, cb = opened(a, "w"), opened(b, "w")
         ok(ca.request("set", service="w", var="over_tls", kind="box", value=i64(5)))
         wait_for("the write over TLS on the other server", lambda: get(cb, "w", "over_tls") == i64(5))
-        ca.close()
+        # the ACL allows everything the mirror does: snapshots (Lua, TIME), tokens, lockouts
+        token = ca.token
+        for i in range(25):
+            ok(ca.request("push", service="w", var="acl_q", kind="vec", value=i64(i)))
+        ok(ca.request("close_service", service="w"))
+        ok(cb.request("close_service", service="w"))
+        wait_for("a snapshot taken under the ACL user", lambda: a.metrics()["commy_mirror_snapshots_total"] +
+                 b.metrics()["commy_mirror_snapshots_total"] >= 1)
         cb.close()
+        c = WS(b.port, cafile=b.cert)
+        assert ok(c.request("authenticate", tenant="acme", token=token))["client_id"] == "root"
+        c.close()
+        ca.close()
+        assert "refused" not in open(a.log.name).read() + open(b.log.name).read()
         # a wrong password: refused, logged, and the server serves alone
         bad = MServer(redis, "tc", mirror=dict(tls, password="wrong"), wait_connected=False)
         servers.append(bad)
