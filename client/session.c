@@ -94,7 +94,7 @@ struct commy_session {
     int ready;          /* connected and restored: user requests may go */
     int ever_connected;
     int revoked;        /* closing/revoked: never reconnect */
-    char last_error[256];
+    char last_error[600];
     lws_sorted_usec_list_t sul;
     outframe *qhead, *qtail;
     char *rx;
@@ -203,7 +203,7 @@ static int request(commy_session *s, const char *op, cJSON *fields, commy_wire_m
     pthread_mutex_lock(&s->mu);
     if (s->stop || !s->connected || (need_ready && !s->ready)) {
         int revoked = s->revoked;
-        char why[256];
+        char why[600];
         snprintf(why, sizeof why, "%s", s->last_error);
         pthread_mutex_unlock(&s->mu);
         cJSON_Delete(fields);
@@ -440,7 +440,7 @@ static void connect_now(commy_session *s)
     if (!w) {
         /* the failure callback has run (or the attempt never started) */
         pthread_mutex_lock(&s->mu);
-        if (!s->last_error[0]) snprintf(s->last_error, sizeof s->last_error, "cannot connect to %s:%d", s->host, s->port);
+        if (!s->last_error[0]) snprintf(s->last_error, sizeof s->last_error, "cannot connect to %.200s:%d", s->host, s->port);
         pthread_cond_broadcast(&s->cv);
         schedule_reconnect(s);
         pthread_mutex_unlock(&s->mu);
@@ -452,7 +452,7 @@ static void on_frame(commy_session *s, const char *data, size_t len)
     commy_wire_message m;
     commy_wire_fault f;
     if (commy_wire_message_parse(&m, &f, data, len, MAX_FRAME) != COMMY_OK) {
-        snprintf(s->last_error, sizeof s->last_error, "the server sent a bad frame: %s", f.message);
+        snprintf(s->last_error, sizeof s->last_error, "the server sent a bad frame: %.250s", f.message);
         return;
     }
     if (m.is_push) {
@@ -500,10 +500,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_CLIENT_CLOSED:
         pthread_mutex_lock(&s->mu);
         if (reason == LWS_CALLBACK_CLIENT_CONNECTION_ERROR)
-            snprintf(s->last_error, sizeof s->last_error, "cannot connect to %s:%d: %.200s", s->host, s->port,
+            snprintf(s->last_error, sizeof s->last_error, "cannot connect to %.200s:%d: %.200s", s->host, s->port,
                      in ? (const char *)in : "connection failed");
         else if (!s->last_error[0])
-            snprintf(s->last_error, sizeof s->last_error, "the connection to %s:%d closed", s->host, s->port);
+            snprintf(s->last_error, sizeof s->last_error, "the connection to %.200s:%d closed", s->host, s->port);
         if (s->wsi == wsi || reason == LWS_CALLBACK_CLIENT_CONNECTION_ERROR) s->wsi = NULL;
         s->connected = 0;
         s->ready = 0;
@@ -731,7 +731,7 @@ int commy_session_connect(commy_session **out, const char *url, const commy_sess
     while (!s->connected && !s->last_error[0])
         if (pthread_cond_timedwait(&s->cv, &s->mu, &deadline) == ETIMEDOUT) break;
     int ok = s->connected;
-    char why[256];
+    char why[600];
     snprintf(why, sizeof why, "%s", s->last_error);
     pthread_mutex_unlock(&s->mu);
     if (!ok) {
@@ -743,7 +743,7 @@ int commy_session_connect(commy_session **out, const char *url, const commy_sess
     return COMMY_OK;
 }
 
-static void svc_detach_all(commy_session *s);
+static void svc_detach_all(commy_session *s, int forget);
 
 void commy_session_close(commy_session *s)
 {
@@ -751,7 +751,7 @@ void commy_session_close(commy_session *s)
     pthread_mutex_lock(&s->mu);
     s->stop = 1;
     s->reconnect = 0;
-    svc_detach_all(s);
+    svc_detach_all(s, 1);
     pthread_mutex_unlock(&s->mu);
     if (s->thread_started) {
         lws_cancel_service(s->ctx);
@@ -879,8 +879,7 @@ int commy_session_logout(commy_session *s)
     OPENSSL_cleanse(s->token, sizeof s->token);
     s->token[0] = '\0';
     s->expires_at = 0;
-    for (commy_service *v = s->services; v; v = v->next) v->closed = 1; /* the server closed them */
-    svc_detach_all(s);
+    svc_detach_all(s, 0); /* the server closed them */
     pthread_mutex_unlock(&s->mu);
     return COMMY_OK;
 }
@@ -903,13 +902,16 @@ int commy_session_revoke_client(uint32_t *out_rotated, commy_session *s, const c
 
 /* ------------------------------------------------------------ services */
 
-/* s->mu held: every service stops working (the session is going). */
-static void svc_detach_all(commy_session *s)
+/* s->mu held: the services stop working remotely (logout, or the session
+ * is going: forget != 0 also unlinks them from s, which is about to be
+ * freed). Mapped ones keep their mapping until commy_service_close. */
+static void svc_detach_all(commy_session *s, int forget)
 {
     for (commy_service *v = s->services; v; v = v->next) {
         v->closed = 1;
-        if (v->alloc) atomic_store(&v->alloc->closed, 1);
+        if (forget) v->s = NULL;
     }
+    if (forget) s->services = NULL;
 }
 
 /* The remote backend, at the end of this file. */

@@ -129,8 +129,9 @@ COMMY_API int commy_session_client_id(commy_session *s, char *out, size_t cap, s
 COMMY_API int commy_session_refresh(commy_session *s);
 
 /* Revokes the token and closes every service opened through this session
- * on the server. Services stay allocated here (their calls fail) until
- * commy_service_close. Blocks: for one round trip. */
+ * on the server. Services stay allocated here until commy_service_close:
+ * calls on remote ones fail with COMMY_ECLOSED; local ones keep their
+ * mapping until then. Blocks: for one round trip. */
 COMMY_API int commy_session_logout(commy_session *s);
 
 /* Admin: revokes every token of client_id, closes its connections and
@@ -145,10 +146,11 @@ COMMY_API int commy_session_revoke_client(uint32_t *out_rotated, commy_session *
  * authentication yet), 0 while it is disconnected or reconnecting. */
 COMMY_API int commy_session_connected(commy_session *s);
 
-/* Closes the connection and frees the session. Services opened from it must
- * be closed first or later (their calls fail with COMMY_ECLOSED, and
- * commy_service_close still frees them). Accepts NULL. Blocks until the
- * network thread ends (at most a moment). */
+/* Closes the connection and frees the session. Services opened from it may
+ * be closed before or after: afterwards calls on remote ones fail with
+ * COMMY_ECLOSED, local ones keep their mapping, and commy_service_close
+ * still frees them. Accepts NULL. Blocks until the network thread ends (at
+ * most a moment). */
 COMMY_API void commy_session_close(commy_session *s);
 
 /* Opens the service called name in mode COMMY_SERVICE_LOCAL, _REMOTE or
