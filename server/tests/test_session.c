@@ -716,6 +716,41 @@ static void test_rotation(void)
     commy_session_close(adm);
 }
 
+/* ---- the example of docs/sessions.md ---- */
+
+static void example_run(const char *key, const char *expect, int status)
+{
+    char cmd[2048], out[512] = "";
+    snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' acme '%s.s3cret-%s' a 2>&1", COMMY_EXAMPLE, url, cert, key, key);
+    FILE *p = popen(cmd, "r");
+    REQUIRE(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == status);
+    if (!strstr(out, expect)) fprintf(stderr, "example printed: %s\n(expected '%s')\n", out, expect);
+    CHECK(strstr(out, expect) != NULL);
+}
+
+static void test_example(void)
+{
+    /* a client that keeps the service open, so the count survives the runs */
+    commy_session *keep = connect_as("admin");
+    commy_alloc *a;
+    commy_service *svc = open_svc(keep, "a", COMMY_SERVICE_REMOTE, &a);
+    example_run("alice", "hits was 0 (local)", 0);
+    example_run("reader", "fetch_add: fetch_add on 'a' needs the write permission", 1); /* read-only: remote, refused */
+    example_run("bob", "hits was 1 (local)", 0);
+    commy_box *b;
+    CHECK_OK(commy_box_open(&b, a, "hits", COMMY_T_I64, COMMY_OPEN_EXISTING));
+    int64_t v = 0;
+    CHECK_OK(commy_box_get(b, &v, sizeof v, NULL));
+    CHECK(v == 2);
+    commy_box_close(b);
+    commy_service_close(svc);
+    commy_session_close(keep);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -731,7 +766,7 @@ int main(int argc, char **argv)
     } tests[] = {
         {"auth", test_auth},         {"remote_kinds", test_remote_kinds}, {"subscribe", test_subscribe},
         {"local", test_local},       {"refresh_logout", test_refresh_logout}, {"rotation", test_rotation},
-        {"reconnect", test_reconnect},
+        {"reconnect", test_reconnect}, {"example", test_example},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         int want = argc == 2;
