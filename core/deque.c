@@ -182,8 +182,18 @@ static int grow(commy_deque *d, struct commy__chdr *c, uint64_t *old_off)
     if (ncap < 4) ncap = 4;
     if (ncap > (UINT64_MAX / 4) / ss)
         return commy__err(COMMY_ENOSPC, "deque '%s': %" PRIu64 " elements cannot fit any segment", d->h.name, ncap);
+    int rc;
+    if (head == 0 && cap != 0) {
+        /* The ring does not wrap: take the free space after it if there is
+         * some. The elements stay put; the new slots are unreachable. */
+        rc = commy__extend(a, c->body[0], ncap * ss);
+        if (rc <= 0) {
+            *old_off = 0;
+            return rc ? rc : commy__put64(a, &c->body[1], ncap);
+        }
+    }
     uint64_t off;
-    int rc = commy__alloc(&off, a, ncap * ss, 16);
+    rc = commy__alloc(&off, a, ncap * ss, 16);
     if (rc) return rc;
     char *dst = commy__at(a, off);
     if (batching(a) && (rc = commy__log(a, dst, ncap * ss)) != 0) return rc;

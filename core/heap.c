@@ -218,9 +218,15 @@ static int heap_grow(commy_alloc *a, uint64_t need)
     struct blk *s = B(a, old_end);
     uint64_t last = bprev(s);
     unsigned last_free = bflags(s) & F_PREV_FREE;
+    /* The old sentinel becomes the inside of a free block, which this very
+     * change may hand out and fill without logging (a fresh block). If the
+     * change is rolled back, the size goes back and the sentinel must be
+     * there again: log it now, though nothing here writes it. */
+    int rc = commy__log(a, s, HDR);
+    if (rc) return rc;
     /* Enough for the request even if the last block is used: a block the
      * search will find must reach the request's rounded-up class. */
-    int rc = commy__grow(a, a->size + search_size(need) + MIN_BLOCK);
+    rc = commy__grow(a, a->size + search_size(need) + MIN_BLOCK);
     if (rc) return rc;
     uint64_t new_end = heap_end(a);
     /* The new sentinel. */
@@ -405,6 +411,50 @@ int commy__alloc(uint64_t *out, commy_alloc *a, uint64_t size, uint64_t align)
     if (rc) return rc;
     *out = off + HDR;
     return COMMY_OK;
+}
+
+static int bad_free(const commy_alloc *a, uint64_t p, int double_free);
+static uint64_t live_block(const commy_alloc *a, uint64_t p, int *double_free);
+
+int commy__extend(commy_alloc *a, uint64_t p, uint64_t size)
+{
+    int df;
+    uint64_t off = live_block(a, p, &df);
+    if (off == 0) return bad_free(a, p, df);
+    if (size > COMMY__MAX_SIZE_LIMIT) return 1;
+    uint64_t need = ((size ? size : 1) + 15) & ~(uint64_t)15;
+    need += HDR;
+    uint64_t sz = bsize(B(a, off));
+    if (need <= sz) return COMMY_OK;
+    for (int grown = 0;; grown = 1) {
+        uint64_t next = off + sz;
+        if (next == heap_end(a) && !grown) {
+            /* The last block: grow the heap behind it, then merge. */
+            int rc = heap_grow(a, need - sz);
+            if (rc) return rc == COMMY_ENOSPC ? 1 : rc;
+            continue;
+        }
+        if (!(bflags(B(a, next)) & F_FREE)) return 1;
+        if (!blk_ok(a, next)) return corrupt(a, "next block", next);
+        uint64_t nsz = bsize(B(a, next));
+        if (sz + nsz < need) {
+            if (grown || next + nsz != heap_end(a)) return 1;
+            int rc = heap_grow(a, need - sz);
+            if (rc) return rc == COMMY_ENOSPC ? 1 : rc;
+            continue;
+        }
+        /* Take the free successor whole, then give back what is not needed.
+         * Its header and links become the caller's bytes, written without
+         * logging: log them, so a rollback gets the free block back intact. */
+        int rc = commy__log(a, B(a, next), sizeof(struct blk));
+        rc = rc ? rc : list_remove(a, next, nsz);
+        rc = rc ? rc : put_size(a, off, sz + nsz);
+        uint64_t after = next + nsz;
+        if (rc == 0) rc = put_prev(a, after, off, bflags(B(a, after)) & (F_FREE | F_QUICK));
+        rc = rc ? rc : trim(a, off, need);
+        rc = rc ? rc : count_live(a, (int64_t)bsize(B(a, off)) - (int64_t)sz, 0);
+        return rc;
+    }
 }
 
 int commy__calloc(uint64_t *out, commy_alloc *a, uint64_t size, uint64_t align)

@@ -227,6 +227,11 @@ int commy__calloc(uint64_t *out, commy_alloc *a, uint64_t size, uint64_t align) 
 /* Frees a live block when the change commits; COMMY_EBADFREE if off is not
  * one (or was already freed by this change). off 0 is a no-op. */
 int commy__free(commy_alloc *a, uint64_t off) COMMY__HIDDEN;
+/* Grows the live block at off in place to at least size bytes, taking the
+ * free block after it (growing the file if the block is the heap's last).
+ * COMMY_OK if done (the block's bytes stay where they are), 1 if it cannot
+ * be done in place (nothing changed), < 0 on error. */
+int commy__extend(commy_alloc *a, uint64_t off, uint64_t size) COMMY__HIDDEN;
 /* Usable bytes of the live block at off; 0 if off is not a live block. */
 uint64_t commy__block_size(const commy_alloc *a, uint64_t off) COMMY__HIDDEN;
 

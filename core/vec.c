@@ -188,8 +188,18 @@ static int rebuild(commy_vec *v, struct commy__chdr *c, uint64_t new_cap, uint64
     uint32_t ss = v->h.kslot;
     if (new_cap > (UINT64_MAX / 4) / ss)
         return commy__err(COMMY_ENOSPC, "vec '%s': %" PRIu64 " elements cannot fit any segment", v->h.name, new_cap);
+    int rc;
+    if (gap == NONE && skip == NONE && c->body[0] != 0 && new_cap > c->body[1]) {
+        /* Growth only: take the free space after the array if there is
+         * some. The elements stay put; slots past len are unreachable. */
+        rc = commy__extend(a, c->body[0], new_cap * ss);
+        if (rc <= 0) {
+            *old_off = 0;
+            return rc ? rc : commy__put64(a, &c->body[1], new_cap);
+        }
+    }
     uint64_t off;
-    int rc = commy__alloc(&off, a, new_cap * ss, 16);
+    rc = commy__alloc(&off, a, new_cap * ss, 16);
     if (rc) return rc;
     char *dst = commy__at(a, off);
     if (batching(a) && (rc = commy__log(a, dst, new_cap * ss)) != 0) return rc;
