@@ -20,6 +20,7 @@ from wsclient import i64  # noqa: E402
 
 N = int(sys.argv[sys.argv.index("--writes") + 1]) if "--writes" in sys.argv else 2000
 CLIENTS = 8
+ROUNDS = 5
 
 
 def pct(xs, p):
@@ -99,13 +100,19 @@ def main():
         s1, s2 = test_mirror.MServer(redis, "b1"), test_mirror.MServer(redis, "b2")
         servers += [s1, s2]
         lat = latency(s1, s2)
-        rows = [(mode, throughput(alone, "a", p), throughput(s1, "conv", p))
-                for mode, p in (("request/reply", False), ("pipelining", True))]
+        rows = []
+        for mode, p in (("request/reply", False), ("pipelining", True)):
+            # the two sides take turns, ROUNDS times: a busy machine moves both alike
+            offs, ons = [], []
+            for _ in range(ROUNDS):
+                offs.append(throughput(alone, "a", p))
+                ons.append(throughput(s1, "conv", p))
+            rows.append((mode, pct(offs, 50), pct(ons, 50)))
         print("mirror bench (%d writes, loopback, redis-server %s)" % (N, test_mirror.REDIS))
         print("  write on server 1 -> push on server 2: p50 %.0f us, p99 %.0f us" % (pct(lat, 50), pct(lat, 99)))
         for mode, off, on in rows:
-            print("  write throughput, %d %s clients: mirror off %.0f/s, mirror on %.0f/s (on/off %.2f)"
-                  % (CLIENTS, mode, off, on, on / off))
+            print("  write throughput, %d %s clients (median of %d rounds): mirror off %.0f/s, mirror on %.0f/s"
+                  " (on/off %.2f)" % (CLIENTS, mode, ROUNDS, off, on, on / off))
     finally:
         for s in servers:
             s.cleanup()
