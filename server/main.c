@@ -1009,8 +1009,8 @@ static void authn_collect(void)
 
 /* Writes a reply at once when nothing is queued before it and the socket
  * takes it: a request then costs no extra turn of the service loop. Only on
- * the lws thread, from the receive callback (S.lock held). Returns 1 if the
- * frame was consumed. */
+ * the lws thread, from the receive callback (S.lock held; dropped around the
+ * write). Returns 1 if the frame was consumed. */
 static int reply_now(conn *c, char *frame)
 {
     if (!frame || c->qhead || c->ping_due || c->kill || c->kill_now || lws_partial_buffered(c->wsi)) return 0;
@@ -1019,7 +1019,10 @@ static int reply_now(conn *c, char *frame)
     if (!b) return 0;
     memcpy(b + LWS_PRE, frame, len);
     free(frame);
+    /* not under S.lock, like every lws_write here (only this thread frees c) */
+    pthread_mutex_unlock(&S.lock);
     int w = lws_write(c->wsi, b + LWS_PRE, len, LWS_WRITE_TEXT);
+    pthread_mutex_lock(&S.lock);
     if (b != stack) free(b);
     if (w < (int)len) {
         c->kill_now = 1; /* the connection is broken: close it */
