@@ -320,12 +320,30 @@ def test_killed_server_client_moves_with_token(g):
     assert r["client_id"] == "alice"
     ok(c.request("open_service", service="tok", mode="remote"))
     assert get(c, "tok", "mine") == i64(99)
-    # a revocation on one server holds on the others
+    s2 = g["servers"][1]
+
+    def auth_on(srv, tok):
+        w = WS(srv.port, cafile=srv.cert)
+        r = w.request("authenticate", tenant="acme", token=tok)
+        w.close()
+        return r
+
+    # a refresh on one server: the old token is dead and the new one good on the others
+    new = ok(c.request("refresh"))["token"]
+    assert err(auth_on(s2, token)) == "EAUTH"
+    assert ok(auth_on(s2, new))["client_id"] == "alice"
+    # a logout on one server holds on the others
     ok(c.request("logout"))
     c.close()
-    c = WS(g["servers"][1].port, cafile=g["servers"][1].cert)
-    assert err(c.request("authenticate", tenant="acme", token=token)) == "EAUTH"
-    c.close()
+    assert err(auth_on(s2, new)) == "EAUTH"
+    # and so does an admin's revoke_client
+    b = s2.client(key="bob")
+    assert ok(auth_on(s3, b.token))["client_id"] == "bob"
+    admin = s2.client()
+    ok(admin.request("revoke_client", client_id="bob"))
+    assert err(auth_on(s3, b.token)) == "EAUTH"
+    admin.close()
+    b.close()
 
 
 def test_deleted_service_does_not_come_back(g):
