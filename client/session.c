@@ -285,6 +285,21 @@ static commy_service *svc_find(commy_session *s, const char *name)
 
 static void switch_file(commy_session *s, commy_service *svc, const char *path);
 
+/* The reply to the refresh the session sent by itself on "expiring". */
+static void refresh_reply(commy_session *s, pending *p, commy_wire_message *m)
+{
+    (void)p;
+    if (!m->ok) {
+        snprintf(s->last_error, sizeof s->last_error, "refreshing the expiring token: %s: %.300s", m->error_name,
+                 m->error_message ? m->error_message : "");
+        return;
+    }
+    const cJSON *tok = cJSON_GetObjectItemCaseSensitive(m->result, "token");
+    const cJSON *exp = cJSON_GetObjectItemCaseSensitive(m->result, "expires_at");
+    if (cJSON_IsString(tok)) snprintf(s->token, sizeof s->token, "%s", tok->valuestring);
+    if (cJSON_IsNumber(exp)) s->expires_at = (int64_t)exp->valuedouble;
+}
+
 /* A push; on the network thread with s->mu held. */
 static void on_push(commy_session *s, commy_wire_message *m)
 {
@@ -335,8 +350,10 @@ static void on_push(commy_session *s, commy_wire_message *m)
             s->revoked = 1;
             s->authed = 0;
         }
+    } else if (strcmp(m->push, "expiring") == 0 && s->authed && s->ready) {
+        /* keep the session alive: a new token, the old one revoked */
+        send_internal(s, "refresh", cJSON_CreateObject(), refresh_reply, NULL, NULL, 0);
     }
-    /* "expiring": the user refreshes (commy_session_refresh) */
 }
 
 /* ---------------------------------------------- restoring after a drop */

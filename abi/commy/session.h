@@ -24,6 +24,10 @@
  * remote container sleeps until the server reports a change (it subscribes
  * on first use).
  *
+ * When the server announces that the token is about to expire, the session
+ * refreshes it by itself (the old token is revoked; commy_session_token
+ * gives the new one).
+ *
  * When the connection drops, the session reconnects in the background with
  * exponential backoff (capped by opts.reconnect_max_ms), authenticates again
  * with its token, opens its services again and renews every subscription.

@@ -132,8 +132,9 @@ static void setup(void)
             "{\"listen\":{\"address\":\"127.0.0.1\",\"port\":%d},\"tls\":{\"cert\":\"%s\",\"key\":\"%s/key.pem\"},"
             "\"data_root\":\"%s/data\",\"limits\":{\"ping_interval_s\":5,\"stall_timeout_s\":5},"
             "\"tenants\":[{\"name\":\"acme\",\"auth\":{\"mode\":\"server_managed\",\"token_lifetime_s\":3600,"
-            "\"api_keys\":[%s]},\"services\":[{\"name\":\"a\"},{\"name\":\"b\"},{\"name\":\"keep\",\"persistent\":true}]}]}",
-            port, cert, dir, dir, keyjson);
+            "\"api_keys\":[%s]},\"services\":[{\"name\":\"a\"},{\"name\":\"b\"},{\"name\":\"keep\",\"persistent\":true}]},"
+            "{\"name\":\"short\",\"auth\":{\"token_lifetime_s\":30,\"api_keys\":[%s]},\"services\":[{\"name\":\"a\"}]}]}",
+            port, cert, dir, dir, keyjson, keyjson);
     fclose(f);
     server_start();
 }
@@ -617,6 +618,30 @@ static void test_refresh_logout(void)
     commy_session_close(s);
 }
 
+/* a token that expires within a minute is refreshed by the session itself */
+static void test_auto_refresh(void)
+{
+    commy_session *s = connect_as(NULL);
+    CHECK_OK(commy_session_authenticate(s, "short", "alice.s3cret-alice"));
+    char t1[300], t2[300] = "";
+    int64_t e1 = 0, e2 = 0;
+    CHECK_OK(commy_session_token(s, t1, sizeof t1, NULL, &e1));
+    for (int i = 0; i < 1000; i++) {
+        CHECK_OK(commy_session_token(s, t2, sizeof t2, NULL, &e2));
+        if (strcmp(t1, t2) != 0) break;
+        sleep_ms(10);
+    }
+    CHECK(strcmp(t1, t2) != 0 && e2 >= e1);
+    commy_session *o = connect_as(NULL);
+    CHECK_RC(commy_session_authenticate_token(o, "short", t1), COMMY_EAUTH); /* the old one is revoked */
+    CHECK_OK(commy_session_authenticate_token(o, "short", t2));
+    commy_alloc *a;
+    commy_service *svc = open_svc(s, "a", COMMY_SERVICE_REMOTE, &a); /* still authenticated */
+    commy_service_close(svc);
+    commy_session_close(o);
+    commy_session_close(s);
+}
+
 /* ---- reconnect after a server restart ---- */
 
 static void test_reconnect(void)
@@ -766,7 +791,7 @@ int main(int argc, char **argv)
     } tests[] = {
         {"auth", test_auth},         {"remote_kinds", test_remote_kinds}, {"subscribe", test_subscribe},
         {"local", test_local},       {"refresh_logout", test_refresh_logout}, {"rotation", test_rotation},
-        {"reconnect", test_reconnect}, {"example", test_example},
+        {"reconnect", test_reconnect}, {"example", test_example}, {"auto_refresh", test_auto_refresh},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         int want = argc == 2;

@@ -54,6 +54,34 @@ static void test_requests(void)
     CHECK(strcmp(commy_wire_code_name(COMMY_WIRE_ELOCKED), "ELOCKED") == 0);
     CHECK_RC(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"range\",\"service\":\"s\",\"var\":\"a\",\"limit\":5000}"), COMMY_EINVAL);
 
+    /* the operations sessions use (docs/protocol.md) */
+    CHECK_OK(parse(&r, "{\"v\":1,\"id\":2,\"op\":\"declare\",\"service\":\"s\",\"var\":\"m\",\"kind\":\"map\","
+                       "\"key_type\":\"str\",\"value_type\":\"blob[16]\",\"flags\":\"excl\"}"));
+    CHECK(r.op == COMMY_WIRE_OP_DECLARE && r.kind == COMMY_KIND_MAP && r.has_key_type && r.key_type == COMMY_T_STR &&
+          r.has_value_type && r.value_type == COMMY_TYPE_BLOB(16) && r.excl && !r.existing);
+    commy_wire_request_free(&r);
+    CHECK_RC(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"declare\",\"service\":\"s\",\"var\":\"m\"}"), COMMY_EINVAL); /* no kind */
+    CHECK_RC(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"declare\",\"service\":\"s\",\"var\":\"m\",\"kind\":\"box\",\"key_type\":\"i65\"}"), COMMY_EINVAL);
+    CHECK_RC(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"declare\",\"service\":\"s\",\"var\":\"m\",\"kind\":\"box\",\"flags\":\"new\"}"), COMMY_EINVAL);
+    CHECK_RC(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"declare\",\"var\":\"m\",\"kind\":\"box\"}"), COMMY_EINVAL); /* no service */
+    CHECK_OK(parse(&r, "{\"v\":1,\"id\":3,\"op\":\"cas\",\"service\":\"s\",\"var\":\"n\",\"expected\":\"-9223372036854775808\",\"desired\":5}"));
+    CHECK(r.op == COMMY_WIRE_OP_CAS && r.expected == INT64_MIN && r.desired == 5);
+    commy_wire_request_free(&r);
+    CHECK_RC(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"cas\",\"service\":\"s\",\"var\":\"n\",\"expected\":\"1\"}"), COMMY_EINVAL);
+    CHECK_RC(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"fetch_add\",\"service\":\"s\",\"var\":\"n\",\"delta\":\"9223372036854775808\"}"), COMMY_ERANGE);
+    CHECK_RC(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"fetch_add\",\"service\":\"s\",\"var\":\"n\",\"delta\":1.5}"), COMMY_EINVAL);
+    CHECK_RC(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"insert\",\"service\":\"s\",\"var\":\"v\",\"index\":0}"), COMMY_EINVAL); /* no value */
+    CHECK_RC(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"append\",\"service\":\"s\",\"var\":\"v\"}"), COMMY_EINVAL);
+    CHECK_OK(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"range\",\"service\":\"s\",\"var\":\"a\",\"skip\":\"12\"}"));
+    CHECK(r.skip == 12);
+    commy_wire_request_free(&r);
+    CHECK_RC(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"range\",\"service\":\"s\",\"var\":\"a\",\"skip\":-1}"), COMMY_EINVAL);
+    CHECK_OK(parse(&r, "{\"v\":1,\"id\":1,\"op\":\"get\",\"service\":\"s\",\"var\":\"d\",\"end\":\"front\"}"));
+    CHECK(r.has_end && r.front && !r.has_index);
+    commy_wire_request_free(&r);
+    CHECK(strcmp(commy_wire_code_name(COMMY_EDISCONNECTED), "EDISCONNECTED") == 0);
+    CHECK(commy_wire_code_from_name("EAUTH") == COMMY_EAUTH && COMMY_WIRE_EAUTH == COMMY_EAUTH);
+
     commy_wire_fault f;
     char big[5000];
     memset(big, ' ', sizeof big);
