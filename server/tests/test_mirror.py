@@ -21,7 +21,8 @@ from wsclient import WS, i64  # noqa: E402
 SERVER = test_server.SERVER
 LOCAL_WRITER = test_server.LOCAL_WRITER
 REDIS = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
-SERVICES = ["w", "loc", "conv", "rr", "res", "tok", "keep", "del"]
+SERVICES = ["w", "loc", "conv", "rr", "res", "tok", "keep", "del"] + ["s%d" % i for i in range(5)]
+LOAD_CLIENT = os.path.join(test_server.BUILD, "server", "load_client")
 
 
 def wait_for(what, fn, timeout=15.0):
@@ -186,6 +187,18 @@ def test_pipelined_requests_answered_in_order(g):
     wait_for("the vec on server 2", lambda: ok(c2.request("len", service="w", var="p"))["len"] == "39")
     c.close()
     c2.close()
+
+
+def test_many_clients_through_the_mirror(g):
+    """load_client (the server load test's C client): 100 clients of server 2
+    subscribe and write at once; every write goes through Redis and every
+    subscriber sees every write of its service, in the same order."""
+    s2 = g["servers"][1]
+    r = subprocess.run([LOAD_CLIENT, str(s2.port), s2.cert, "acme", "alice.s3cret-alice", "100", "10", "5"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-2000:]
+    assert "20000 pushes delivered" in r.stdout, r.stdout  # 5 services x 20 subscribers x 200 writes
+    assert s2.metrics()["commy_mirror_local_fallbacks_total"] == 0
 
 
 def test_local_write_mirrored(g):
@@ -482,7 +495,7 @@ def test_bad_mirror_config_refused(g):
 
 
 TESTS = [test_bad_mirror_config_refused, test_write_reaches_subscriber_of_other_server,
-         test_pipelined_requests_answered_in_order, test_local_write_mirrored,
+         test_pipelined_requests_answered_in_order, test_many_clients_through_the_mirror, test_local_write_mirrored,
          test_conflicting_writes_converge, test_redis_restart_loses_nothing,
          test_resurrection_after_every_client_left, test_deleted_service_does_not_come_back,
          test_restarted_server_catches_up_from_its_last_id,
