@@ -108,7 +108,12 @@ class MServer(test_server.Server):
             json.dump(cfg, f)
         super().start()
         if self.wait_connected:
-            wait_for("%s connected to Redis" % self.sid, lambda: self.metrics().get("commy_mirror_connected") == 1)
+            try:
+                wait_for("%s connected to Redis" % self.sid, lambda: self.metrics().get("commy_mirror_connected") == 1)
+            except AssertionError:
+                self.proc.kill()  # nobody holds this server yet to stop it
+                self.proc.wait(30)
+                raise
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
