@@ -23,4 +23,10 @@ cmake -S "$src/tests/install/consumer" -B "$tmp/consumer" -DCMAKE_PREFIX_PATH="$
 cmake --build "$tmp/consumer" >/dev/null
 LD_LIBRARY_PATH="$libdir" "$tmp/consumer/hello_shared" "$tmp/a.seg" | grep -q "hits was 2"
 "$tmp/consumer/hello_static" "$tmp/a.seg" | grep -q "hits was 3"
+# The session client: shared through pkg-config, static through find_package
+# (which must bring libwebsockets, cJSON and OpenSSL along).
+cc $(pkg-config --cflags commy) "$src/tests/install/consumer/session_probe.c" -o "$tmp/probe_pc" $(pkg-config --libs commy)
+LD_LIBRARY_PATH="$libdir" "$tmp/probe_pc" wss://127.0.0.1:1 | grep -q "not connected to the server"
+"$tmp/consumer/session_probe_static" wss://127.0.0.1:1 | grep -q "not connected to the server"
+pkg-config --static --libs commy | grep -q -- "-lwebsockets"
 echo "install: pkg-config and find_package consumers built and ran"
