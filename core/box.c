@@ -172,7 +172,7 @@ int commy_box_wait(commy_box *b, uint32_t seen, int32_t timeout_ms)
 static int in_batch(commy_alloc *a)
 {
     return a->depth > 0 && atomic_load_explicit(&a->owned, memory_order_relaxed) &&
-           pthread_equal(a->owner, pthread_self());
+           a->owner == commy__me;
 }
 
 /* Validates the handle for an unlocked access to an inline value and returns

@@ -61,7 +61,7 @@ struct commy_alloc {
     _Atomic uint64_t *lockw;
     _Atomic uint64_t *recov;
     _Atomic uint64_t *hsize;    /* the header's size */
-    pthread_t owner;
+    uint64_t owner;        /* while owned: the holding thread's lock word (commy__me) */
     atomic_int owned;
     int depth;
     int batch_failed;      /* a batch's operation overflowed the journal; rolled back */
@@ -127,7 +127,7 @@ COMMY__INLINE int commy__begin(commy_alloc *a, int write, uint64_t *sp)
         /* The word's new value must be visible before any byte this change
          * writes: lock-free readers rely on it. Free on x86. */
         atomic_thread_fence(memory_order_release);
-        a->owner = pthread_self();
+        a->owner = me;
         atomic_store_explicit(&a->owned, 1, memory_order_relaxed);
         a->depth = 1;
         a->batch_failed = 0;

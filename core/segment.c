@@ -315,7 +315,7 @@ static int recover(commy_alloc *a)
 
 static inline int held_by_me(commy_alloc *a)
 {
-    return atomic_load_explicit(&a->owned, memory_order_relaxed) && pthread_equal(a->owner, pthread_self());
+    return atomic_load_explicit(&a->owned, memory_order_relaxed) && a->owner == commy__me;
 }
 
 /* The segment lock (docs/format.md, "The lock"): one 64-bit word. The low
@@ -425,7 +425,7 @@ static int lock_segment(commy_alloc *a, uint32_t timeout_ms)
     /* The word's new value must be visible before any byte this change
      * writes: lock-free readers (internal.h) rely on it. Free on x86. */
     atomic_thread_fence(memory_order_release);
-    a->owner = pthread_self();
+    a->owner = my_lock_word();
     atomic_store_explicit(&a->owned, 1, memory_order_relaxed);
     a->depth = 1;
     a->batch_failed = 0;
@@ -701,7 +701,7 @@ static int create_segment(commy_alloc *a, const commy_alloc_options *o)
     cache_journal(a);
     atomic_store(&journal(a)->used, 0);
     /* The heap's writes go through the journal API; nobody else can see them yet. */
-    a->owner = pthread_self();
+    a->owner = my_lock_word();
     atomic_store(&a->owned, 1);
     a->depth = 1;
     rc = commy__heap_init(a);
