@@ -310,14 +310,26 @@ static inline int get_fast(commy_vec *v, uint64_t index, void *out)
     return 0;
 }
 
+static __attribute__((noinline)) int get_locked(commy_vec *v, uint64_t index, void *out, size_t cap, size_t *out_len);
+
 int commy_vec_get(commy_vec *v, uint64_t index, void *out, size_t cap, size_t *out_len)
 {
     COMMY__CHECK_HANDLE(v);
     COMMY__REMOTE(&v->h, .op = COMMY__ROP_GET, .has_index = 1, .index = index, .out = out, .cap = cap, .out_len = out_len);
-    if (v->h.kslot <= 8 && !commy__is_var(v->h.ktype) && out != NULL && cap >= v->h.kslot && get_fast(v, index, out)) {
+    /* The lock-free read first; the locked path (errors, var types) out of
+     * line, so the common case saves few registers. */
+    if (__builtin_expect(v->h.kslot <= 8 && !commy__is_var(v->h.ktype) &&
+                             out != NULL && cap >= v->h.kslot,
+                         1) &&
+        get_fast(v, index, out)) {
         if (out_len) *out_len = v->h.kslot;
         return COMMY_OK;
     }
+    return get_locked(v, index, out, cap, out_len);
+}
+
+static int get_locked(commy_vec *v, uint64_t index, void *out, size_t cap, size_t *out_len)
+{
     uint64_t sp;
     struct commy__chdr *c;
     int rc = commy__op_begin(&v->h, 0, &sp, &c);
