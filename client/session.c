@@ -94,6 +94,7 @@ struct commy_session {
     int ready;          /* connected and restored: user requests may go */
     int ever_connected;
     int revoked;        /* closing/revoked: never reconnect */
+    int free_on_exit;   /* closed from the network thread itself */
     char last_error[600];
     lws_sorted_usec_list_t sul;
     outframe *qhead, *qtail;
@@ -249,9 +250,24 @@ static int request(commy_session *s, const char *op, cJSON *fields, commy_wire_m
     return COMMY_OK;
 }
 
-/* A request whose result is not needed. */
+static void ignore_reply(commy_session *s, pending *p, commy_wire_message *m)
+{
+    (void)s;
+    (void)p;
+    (void)m;
+}
+
+/* A request whose result is not needed. From the network thread (a
+ * subscription callback) it is sent without waiting for the reply. */
 static int request0(commy_session *s, const char *op, cJSON *fields)
 {
+    if (on_net_thread(s)) {
+        pthread_mutex_lock(&s->mu);
+        int rc = s->connected ? send_internal(s, op, fields, ignore_reply, NULL, NULL, 0)
+                              : (cJSON_Delete(fields), COMMY_EDISCONNECTED);
+        pthread_mutex_unlock(&s->mu);
+        return rc;
+    }
     commy_wire_message m;
     int rc = request(s, op, fields, &m, 1);
     commy_wire_message_free(&m);
@@ -593,6 +609,8 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+static void session_free(commy_session *s);
+
 static void *net_main(void *arg)
 {
     commy_session *s = arg;
@@ -604,6 +622,10 @@ static void *net_main(void *arg)
         if (stop && gone) break;
         if (lws_service(s->ctx, 0) < 0) break;
     }
+    pthread_mutex_lock(&s->mu);
+    int free_it = s->free_on_exit;
+    pthread_mutex_unlock(&s->mu);
+    if (free_it) session_free(s); /* closed from a callback on this thread */
     return NULL;
 }
 
@@ -769,6 +791,16 @@ void commy_session_close(commy_session *s)
     s->stop = 1;
     s->reconnect = 0;
     svc_detach_all(s, 1);
+    if (on_net_thread(s)) {
+        /* from a subscription callback (a binding's finalizer, say): the
+         * network thread cannot wait for itself; it closes the connection
+         * and frees the session when it leaves its loop */
+        s->free_on_exit = 1;
+        if (s->wsi) lws_callback_on_writable(s->wsi);
+        pthread_mutex_unlock(&s->mu);
+        pthread_detach(pthread_self());
+        return;
+    }
     pthread_mutex_unlock(&s->mu);
     if (s->thread_started) {
         lws_cancel_service(s->ctx);

@@ -37,7 +37,11 @@
  * Threads: a session runs one network thread. Every function may be called
  * from any thread; remote calls from several threads are in flight at once.
  * Subscription callbacks run on the network thread: they must return quickly
- * and must not make remote calls (those fail with COMMY_EBUSY there).
+ * and must not make remote calls that need a reply (those fail with
+ * COMMY_EBUSY there). commy_service_unsubscribe, commy_service_close and
+ * commy_session_close may be called from a callback: they send their
+ * request without waiting, and the session is freed when its network thread
+ * leaves.
  *
  * Includes only C standard headers (through common.h). */
 #ifndef COMMY_SESSION_H

@@ -533,6 +533,60 @@ static void test_subscribe(void)
     commy_session_close(s2);
 }
 
+/* ---- what a callback may do: unsubscribe, close the session ---- */
+
+typedef struct cbctx {
+    commy_service *svc;
+    commy_session *s;
+    int calls;
+    int rc;
+    volatile int closed;
+} cbctx;
+
+static void cb_unsubscribe(const commy_change *ch, void *payload)
+{
+    cbctx *c = payload;
+    if (c->calls++ == 0) c->rc = commy_service_unsubscribe(c->svc, ch->var);
+}
+
+static void cb_close(const commy_change *ch, void *payload)
+{
+    (void)ch;
+    cbctx *c = payload;
+    if (!c->closed) commy_session_close(c->s);
+    c->closed = 1;
+}
+
+static void test_callback_calls(void)
+{
+    commy_session *s1 = connect_as("alice"), *s2 = connect_as("bob"), *s3 = connect_as("alice");
+    commy_alloc *a1, *a2, *a3;
+    commy_service *v1 = open_svc(s1, "a", COMMY_SERVICE_REMOTE, &a1);
+    commy_service *v2 = open_svc(s2, "a", COMMY_SERVICE_REMOTE, &a2);
+    commy_service *v3 = open_svc(s3, "a", COMMY_SERVICE_REMOTE, &a3);
+    commy_box *b1, *b2;
+    CHECK_OK(commy_box_open(&b2, a2, "cb", COMMY_T_I64, 0));
+    CHECK_OK(commy_box_open(&b1, a1, "cb", COMMY_T_I64, COMMY_OPEN_EXISTING));
+    cbctx c1 = {.svc = v1, .rc = -999}, c3 = {.svc = v3, .s = s3};
+    CHECK_OK(commy_service_subscribe(v1, "cb", cb_unsubscribe, &c1));
+    CHECK_OK(commy_service_subscribe(v3, "cb", cb_close, &c3));
+    for (int64_t i = 1; i <= 3; i++) CHECK_OK(commy_box_set(b2, &i, sizeof i));
+    /* this reply follows every push the three sets caused on s1's connection */
+    int64_t got = 0;
+    CHECK_OK(commy_box_get(b1, &got, sizeof got, NULL));
+    CHECK(got == 3);
+    CHECK(c1.calls == 1 && c1.rc == COMMY_OK);
+    for (int i = 0; i < 1000 && !c3.closed; i++) sleep_ms(5);
+    CHECK(c3.closed);
+    commy_service_close(v3); /* its session is gone: this only frees it */
+    commy_box_close(b1);
+    commy_box_close(b2);
+    commy_service_close(v1);
+    commy_service_close(v2);
+    commy_session_close(s1);
+    commy_session_close(s2);
+}
+
 /* ---- local and auto ---- */
 
 static void test_local(void)
@@ -792,6 +846,7 @@ int main(int argc, char **argv)
         {"auth", test_auth},         {"remote_kinds", test_remote_kinds}, {"subscribe", test_subscribe},
         {"local", test_local},       {"refresh_logout", test_refresh_logout}, {"rotation", test_rotation},
         {"reconnect", test_reconnect}, {"example", test_example}, {"auto_refresh", test_auto_refresh},
+        {"callback_calls", test_callback_calls},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         int want = argc == 2;
