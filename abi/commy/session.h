@@ -183,10 +183,11 @@ COMMY_API int commy_service_mode(const commy_service *svc);
  * Errors: COMMY_EINVAL (NULL), COMMY_ECLOSED. Never blocks. */
 COMMY_API int commy_service_alloc(commy_alloc **out, commy_service *svc);
 
-/* Calls fn(change, payload) for every change of variable var, in the order
- * the server saw them, until commy_service_unsubscribe. One subscription per
- * variable and service. The first call reports the current version only
- * when it changes.
+/* Calls fn(change, payload) for every change of variable var made after
+ * this returns, in the order the server saw them, until
+ * commy_service_unsubscribe. One subscription per variable and service.
+ * Changes made through the protocol are each reported; changes made
+ * through a mapped file may be coalesced (docs/protocol.md).
  * Errors: COMMY_ENOTFOUND (no such variable), COMMY_EEXISTS (already
  * subscribed), COMMY_EFORBIDDEN, COMMY_EDISCONNECTED, COMMY_ETIMEDOUT.
  * Blocks: for one round trip. */
