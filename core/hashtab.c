@@ -122,6 +122,9 @@ void commy__ht_handle_layout(struct commy__handle *h)
     layout(&t, h->a, &c, h);
     h->voff = t.voff;
     h->stride = t.stride;
+    uint32_t kb = COMMY_TYPE_BASE(h->ktype);
+    h->fast8 = (kb == COMMY_T_I64 || kb == COMMY_T_U64 || kb == COMMY_T_F64) && h->kslot == 8 &&
+               (h->kind != COMMY_KIND_MAP || (!commy__is_var(h->vtype) && h->vslot <= 8));
 }
 
 static void attach(struct ht *t, uint64_t off)
@@ -761,6 +764,21 @@ static inline int fast_types(const struct commy__handle *h)
 int commy__ht_get(struct commy__handle *h, const void *key, size_t klen, void *out, size_t cap, size_t *out_len)
 {
     COMMY__CHECK_HANDLE(h);
+    if (h->fast8 && key != NULL && klen == 8 && out != NULL && cap >= h->vslot) {
+        /* The common case without the general checks: any 8 bytes are a
+         * valid i64, u64 or f64 key (f64 made canonical). */
+        uint64_t k8;
+        memcpy(&k8, key, 8);
+        if (COMMY_TYPE_BASE(h->ktype) == COMMY_T_F64) commy__key_canon(h->ktype, key, 8, &k8);
+        char val[8];
+        int found;
+        if (find_fast8(&found, val, h, k8)) {
+            if (!found) return not_found(h);
+            commy__copy_small(out, val, h->vslot);
+            if (out_len) *out_len = h->vslot;
+            return COMMY_OK;
+        }
+    }
     int rc = check_key(h, key, klen);
     if (rc) return rc;
     unsigned char kb[8];

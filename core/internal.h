@@ -371,6 +371,7 @@ struct commy__handle {
     commy_type ktype, vtype;
     uint32_t kslot, vslot; /* commy__slot_size of each */
     uint32_t voff, stride; /* map and set: a table slot's value offset and size (hashtab.c) */
+    int fast8;             /* map and set: an 8-byte number key and a fixed value of <= 8 bytes */
     char name[COMMY_ROOT_NAME_MAX + 1];
 };
 
