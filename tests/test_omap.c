@@ -385,8 +385,10 @@ static void test_100k(void)
     }
     CHECK(rc == COMMY_DONE && rows == N);
     /* Bounds between keys */
+    /* Probes stay below the last key: above it there is no upper bound (the
+     * edge is checked just after). */
     for (int i = 0; i < 1000; i++) {
-        int64_t probe = (int64_t)harness_below(7 * N) - N * 3;
+        int64_t probe = (int64_t)harness_below(7 * (N - 1)) - N * 3;
         int64_t off = ((probe + N * 3) % 7 + 7) % 7;
         int64_t lb = off ? probe + (7 - off) : probe;
         CHECK_OK(commy_omap_lower_bound(m, &probe, 8, &k, 8, &kl, &v, 8, &vl));
@@ -394,6 +396,10 @@ static void test_100k(void)
         CHECK_OK(commy_omap_upper_bound(m, &probe, 8, &k, 8, &kl, NULL, 0, NULL));
         CHECK(k == probe + (7 - off));
     }
+    int64_t last = -N * 3 + 7 * (N - 1);
+    CHECK(commy_omap_upper_bound(m, &last, 8, &k, 8, &kl, NULL, 0, NULL) == COMMY_ENOTFOUND);
+    CHECK_OK(commy_omap_lower_bound(m, &last, 8, &k, 8, &kl, NULL, 0, NULL));
+    CHECK(k == last);
     /* Remove in another random order, checking now and then. */
     for (int i = N - 1; i > 0; i--) {
         int j = (int)harness_below((uint64_t)i + 1);
