@@ -17,6 +17,8 @@
 #include <inttypes.h>
 #include <libwebsockets.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +91,7 @@ struct commy_session {
     int reconnect;
     int insecure;
     char *ca_file, *cert_file, *key_file;
+    SSL_CTX *ssl_ctx;   /* ours, lent to lws: lws 4.1 leaks the one it makes */
     /* the connection */
     int connected;      /* the WebSocket is open */
     int ready;          /* connected and restored: user requests may go */
@@ -684,9 +687,52 @@ static int parse_url(commy_session *s, const char *url)
 
 static char *dup_opt(const char *v) { return v ? strdup(v) : NULL; }
 
+/* The last OpenSSL error as text, and the queue emptied. */
+static const char *ssl_why(char *buf, size_t cap)
+{
+    unsigned long e = ERR_peek_last_error();
+    if (e) ERR_error_string_n(e, buf, cap);
+    else snprintf(buf, cap, "no detail");
+    ERR_clear_error();
+    return buf;
+}
+
+/* The client TLS context, made here rather than by lws: lws 4.1 never frees
+ * the SSL_CTX (and the CA store in it) that it makes for a client vhost, so
+ * every session leaked one. lws borrows this one (provided_client_ssl_ctx)
+ * and session_free frees it after lws_context_destroy. Certificate
+ * verification stays per connection in lws: it sets SSL_VERIFY_PEER and the
+ * host name (or IP address) check on each SSL it makes from this context. */
+static int client_tls(commy_session *s)
+{
+    char why[256];
+    SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+    if (!c) return commy__err(COMMY_ENOMEM, "cannot make a TLS context: %s", ssl_why(why, sizeof why));
+    s->ssl_ctx = c;
+    SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+    SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
+    if (s->ca_file ? SSL_CTX_load_verify_locations(c, s->ca_file, NULL) != 1 : SSL_CTX_set_default_verify_paths(c) != 1)
+        return commy__err(COMMY_EINVAL, "cannot load the CA certificates from %s%.300s%s: %s",
+                          s->ca_file ? "ca_file '" : "the system's store", s->ca_file ? s->ca_file : "",
+                          s->ca_file ? "'" : "", ssl_why(why, sizeof why));
+    if (s->cert_file) {
+        if (SSL_CTX_use_certificate_chain_file(c, s->cert_file) != 1)
+            return commy__err(COMMY_EINVAL, "cannot load the client certificate cert_file '%.300s': %s", s->cert_file,
+                              ssl_why(why, sizeof why));
+        if (SSL_CTX_use_PrivateKey_file(c, s->key_file, SSL_FILETYPE_PEM) != 1)
+            return commy__err(COMMY_EINVAL, "cannot load the client key key_file '%.300s': %s", s->key_file,
+                              ssl_why(why, sizeof why));
+        if (SSL_CTX_check_private_key(c) != 1)
+            return commy__err(COMMY_EINVAL, "key_file '%.300s' is not the key of cert_file '%.300s'", s->key_file,
+                              s->cert_file);
+    }
+    return COMMY_OK;
+}
+
 static void session_free(commy_session *s)
 {
     if (s->ctx) lws_context_destroy(s->ctx);
+    SSL_CTX_free(s->ssl_ctx); /* after the context: its connections used it */
     queue_free(s);
     for (pending *p = s->pend, *n; p; p = n) {
         n = p->next;
@@ -747,10 +793,12 @@ int commy_session_connect(commy_session **out, const char *url, const commy_sess
     info.user = s;
     info.timeout_secs = (o.timeout_ms + 999) / 1000;
     if (s->tls) {
+        if ((rc = client_tls(s))) {
+            session_free(s);
+            return rc;
+        }
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-        info.client_ssl_ca_filepath = s->ca_file;
-        info.client_ssl_cert_filepath = s->cert_file;
-        info.client_ssl_private_key_filepath = s->key_file;
+        info.provided_client_ssl_ctx = s->ssl_ctx;
     }
     s->ctx = lws_create_context(&info);
     if (!s->ctx) {
