@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -599,10 +600,21 @@ static int parse_fields(commy_wire_request *r, commy_wire_fault *f, const cJSON 
 #undef TRY
 }
 
+/* the secrets sit together, between the small fields parse clears */
+_Static_assert(offsetof(commy_wire_request, token) > offsetof(commy_wire_request, api_key) &&
+                   offsetof(commy_wire_request, jwt) > offsetof(commy_wire_request, token) &&
+                   offsetof(commy_wire_request, kind) - offsetof(commy_wire_request, api_key) <
+                       2 * (COMMY_WIRE_SECRET_MAX + 1) + COMMY_WIRE_JWT_MAX + 1 + 8,
+               "commy_wire_request: api_key, token and jwt must be adjacent, followed by kind");
+
 int commy_wire_request_parse(commy_wire_request *r, commy_wire_fault *f, const char *frame, size_t len, size_t max_len)
 {
-    memset(r, 0, sizeof *r);
-    if (f) memset(f, 0, sizeof *f);
+    /* everything but the secret buffers (over 8 KiB, on every request's
+     * path): those only need to read as empty strings until get_str fills one */
+    memset(r, 0, offsetof(commy_wire_request, api_key));
+    r->api_key[0] = r->token[0] = r->jwt[0] = '\0';
+    memset(&r->kind, 0, sizeof *r - offsetof(commy_wire_request, kind));
+    if (f) f->code = f->has_id = 0, f->id = 0, f->message[0] = '\0';
     if (len > max_len) return fault(f, COMMY_WIRE_ETOOBIG, "the frame is %zu bytes; the limit is %zu", len, max_len);
     cJSON *root = cJSON_ParseWithLength(frame, len);
     if (!root) return fault(f, COMMY_WIRE_EPROTO, "the frame is not valid JSON");
@@ -754,6 +766,9 @@ char *commy_wire_request_build(uint64_t id, const char *op, cJSON *fields)
     return finish(obj);
 }
 
+#define WIRE_STR_(x) #x
+#define WIRE_STR(x) WIRE_STR_(x)
+
 char *commy_wire_reply_ok(uint64_t id, cJSON *result)
 {
     /* the envelope by hand: it is on every request's path, and cJSON prints
@@ -763,9 +778,19 @@ char *commy_wire_reply_ok(uint64_t id, cJSON *result)
     char stack[256], *body = cJSON_PrintPreallocated(result, stack, sizeof stack, 0) ? stack : cJSON_PrintUnformatted(result);
     cJSON_Delete(result);
     if (!body) return NULL;
-    size_t n = strlen(body);
-    char *out = malloc(n + 64);
-    if (out) snprintf(out, n + 64, "{\"v\":%d,\"id\":%" PRIu64 ",\"ok\":true,\"result\":%s}", COMMY_WIRE_VERSION, id, body);
+    /* {"v":1,"id":ID,"ok":true,"result":BODY}, without snprintf's format parse */
+    static const char head[] = "{\"v\":" WIRE_STR(COMMY_WIRE_VERSION) ",\"id\":", mid[] = ",\"ok\":true,\"result\":";
+    char digits[24], *d = digits + sizeof digits;
+    do *--d = (char)('0' + id % 10); while ((id /= 10) != 0);
+    size_t nd = (size_t)(digits + sizeof digits - d), n = strlen(body);
+    char *out = malloc(sizeof head - 1 + nd + sizeof mid - 1 + n + 2), *o = out;
+    if (out) {
+        memcpy(o, head, sizeof head - 1), o += sizeof head - 1;
+        memcpy(o, d, nd), o += nd;
+        memcpy(o, mid, sizeof mid - 1), o += sizeof mid - 1;
+        memcpy(o, body, n), o += n;
+        memcpy(o, "}", 2);
+    }
     if (body != stack) free(body);
     return out;
 }

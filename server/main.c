@@ -115,6 +115,7 @@ typedef struct service {
     char path[PATH_MAX];
     int persistent;
     commy_alloc *alloc;
+    srv_var_cache *vars; /* open variables of alloc (ops.h) */
     int refs;
     watch *watches;
 } service;
@@ -459,6 +460,7 @@ static void service_release(service *s)
             *p = s->next;
             break;
         }
+    srv_var_cache_flush(&s->vars);
     commy_alloc_close(s->alloc);
     if (!s->persistent) {
         /* the last client left: the data goes with it */
@@ -855,7 +857,7 @@ static int dispatch(reply *rp, conn *c, const commy_wire_request *r)
         }
         if (c->npend) return fail(rp, COMMY_EBUSY, "waits behind the pending writes"); /* handle_frame: waits */
     }
-    rc = srv_ops_apply(&rp->result, s->alloc, r, rp->msg, sizeof rp->msg);
+    rc = srv_ops_apply_cached(&rp->result, &s->vars, s->alloc, r, rp->msg, sizeof rp->msg);
     if (rc) return rp->code = rc;
     if (writes) {
         /* push now, in this order, rather than wait for the watcher to notice */
@@ -884,6 +886,7 @@ static int rotate(service *s, const char *revoked_client, char *msg, size_t cap)
     watch *old = s->watches;
     s->watches = NULL;
     commy_alloc *oa = s->alloc;
+    srv_var_cache_flush(&s->vars);
     s->alloc = na;
     snprintf(s->file, sizeof s->file, "%s", file);
     snprintf(s->path, sizeof s->path, "%s", path);
@@ -1036,6 +1039,15 @@ static int reply_now(conn *c, char *frame)
     return 1;
 }
 
+/* Wipes the credentials a request carried. Only a filled buffer is wiped:
+ * the three are over 8 KiB, and most requests carry none. */
+static void forget_secrets(commy_wire_request *r)
+{
+    if (r->api_key[0]) OPENSSL_cleanse(r->api_key, sizeof r->api_key);
+    if (r->token[0]) OPENSSL_cleanse(r->token, sizeof r->token);
+    if (r->jwt[0]) OPENSSL_cleanse(r->jwt, sizeof r->jwt);
+}
+
 /* Called with S.lock held; drops it while parsing (only this thread frees a
  * conn, so c stays valid). Credentials are checked on the auth threads
  * (authn_start). */
@@ -1056,8 +1068,7 @@ static int handle_frame(conn *c, const char *data, size_t len)
         /* an authenticate being checked, or writes waiting for the mirror that
          * only more writes may join: anything answered now would overtake */
         if (!rc) {
-            OPENSSL_cleanse(r.api_key, sizeof r.api_key);
-            OPENSSL_cleanse(r.jwt, sizeof r.jwt);
+            forget_secrets(&r);
             commy_wire_request_free(&r);
         }
         return 1;
@@ -1084,8 +1095,7 @@ static int handle_frame(conn *c, const char *data, size_t len)
         out = answer(c, &r, &rp);
         commy_wire_request_free(&r);
     }
-    OPENSSL_cleanse(r.api_key, sizeof r.api_key);
-    OPENSSL_cleanse(r.jwt, sizeof r.jwt);
+    forget_secrets(&r);
     if (c->resuming || !reply_now(c, out)) enqueue(c, out); /* reply_now only from the receive callback */
     return 0;
 }

@@ -10,12 +10,14 @@
 typedef struct buf {
     unsigned char *p;
     size_t cap, len;
+    int fixed; /* p is the caller's (stack) buffer: never realloc'd nor freed here */
 } buf;
 
 static int buf_grow(buf *b, size_t need)
 {
     if (need <= b->cap) return 0;
-    unsigned char *p = realloc(b->p, need);
+    unsigned char *p = b->fixed ? malloc(need) : realloc(b->p, need);
+    b->fixed = 0; /* the contents need not survive a grow: the getter runs again */
     if (!p) return -1;
     b->p = p;
     b->cap = need;
@@ -360,6 +362,8 @@ static int range(cJSON *res, srv_var *v, const commy_wire_request *r, char *msg,
     return COMMY_OK;
 }
 
+static int apply_on(cJSON **result, srv_var *vp, const commy_wire_request *r, char *msg, size_t cap);
+
 int srv_ops_apply(cJSON **result, commy_alloc *a, const commy_wire_request *r, char *msg, size_t cap)
 {
     *result = NULL;
@@ -367,9 +371,74 @@ int srv_ops_apply(cJSON **result, commy_alloc *a, const commy_wire_request *r, c
     srv_var v;
     int rc = open_for(&v, a, r, msg, cap);
     if (rc) return rc;
+    rc = apply_on(result, &v, r, msg, cap);
+    srv_var_close(&v);
+    return rc;
+}
+
+/* ---- the open variables of a service, kept between requests ---- */
+
+/* Direct-mapped by name: a variable is never deleted and never changes kind
+ * or types, so a handle stays right for as long as its file is the service's
+ * (rotate and the service's end flush the cache). */
+#define VCACHE_SLOTS 256
+
+struct srv_var_cache {
+    commy_alloc *alloc;
+    struct {
+        char name[COMMY_WIRE_NAME_MAX + 1];
+        srv_var v;
+    } slot[VCACHE_SLOTS];
+};
+
+void srv_var_cache_flush(srv_var_cache **cache)
+{
+    srv_var_cache *c = *cache;
+    if (!c) return;
+    for (int i = 0; i < VCACHE_SLOTS; i++) srv_var_close(&c->slot[i].v);
+    free(c);
+    *cache = NULL;
+}
+
+int srv_ops_apply_cached(cJSON **result, srv_var_cache **cache, commy_alloc *a, const commy_wire_request *r,
+                         char *msg, size_t cap)
+{
+    *result = NULL;
+    if (r->op == COMMY_WIRE_OP_DECLARE) return declare(result, a, r, msg, cap);
+    if (*cache && (*cache)->alloc != a) srv_var_cache_flush(cache);
+    if (!*cache) {
+        if (!(*cache = calloc(1, sizeof **cache))) return srv_ops_apply(result, a, r, msg, cap);
+        (*cache)->alloc = a;
+    }
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)r->var; *p; p++) h = (h ^ *p) * 16777619u;
+    srv_var_cache *c = *cache;
+    int i = (int)(h % VCACHE_SLOTS);
+    if (c->slot[i].v.h && strcmp(c->slot[i].name, r->var) == 0) {
+        int rc = apply_on(result, &c->slot[i].v, r, msg, cap);
+        uint32_t ver;
+        if (rc != COMMY_ENOTFOUND || srv_var_version(&ver, &c->slot[i].v) != COMMY_ENOTFOUND) return rc;
+        /* the variable was removed (commy_root_remove) since it was opened:
+         * the request goes to whatever the name means now, as uncached */
+    }
+    srv_var v;
+    int rc = open_for(&v, a, r, msg, cap);
+    if (rc) return rc;
+    srv_var_close(&c->slot[i].v);
+    c->slot[i].v = v;
+    snprintf(c->slot[i].name, sizeof c->slot[i].name, "%s", r->var);
+    return apply_on(result, &c->slot[i].v, r, msg, cap);
+}
+
+/* Applies r to the open variable *vp (left open). */
+static int apply_on(cJSON **result, srv_var *vp, const commy_wire_request *r, char *msg, size_t cap)
+{
+    srv_var v = *vp;
+    int rc;
     cJSON *res = cJSON_CreateObject();
-    buf b = {0};
-    if (!res || buf_grow(&b, 256)) {
+    unsigned char first[256];
+    buf b = {first, sizeof first, 0, 0};
+    if (!res) {
         rc = say(msg, cap, COMMY_ENOMEM, "out of memory");
         goto out;
     }
@@ -523,8 +592,7 @@ int srv_ops_apply(cJSON **result, commy_alloc *a, const commy_wire_request *r, c
     }
     if (rc) core_fail(msg, cap, rc);
 out:
-    free(b.p);
-    srv_var_close(&v);
+    if (b.p != first) free(b.p);
     if (rc) cJSON_Delete(res);
     else *result = res;
     return rc;

@@ -33,6 +33,14 @@ int srv_state_apply(int *changed, commy_alloc *a, const char *name, const cJSON 
 /* Applies a variable request (get ... range) to a. *result receives the
  * reply's result object. On failure returns the code with a sentence in msg. */
 int srv_ops_apply(cJSON **result, commy_alloc *a, const commy_wire_request *r, char *msg, size_t cap);
+/* The open variables of one service's file, kept between requests (NULL =
+ * none yet). srv_ops_apply_cached is srv_ops_apply that opens a variable
+ * once instead of on every request. Flush before the file is closed or
+ * replaced; one thread at a time (the server's S.lock). */
+typedef struct srv_var_cache srv_var_cache;
+int srv_ops_apply_cached(cJSON **result, srv_var_cache **cache, commy_alloc *a, const commy_wire_request *r,
+                         char *msg, size_t cap);
+void srv_var_cache_flush(srv_var_cache **cache);
 /* 1 if the op writes. */
 int srv_ops_writes(commy_wire_op op);
 /* 1 if the request needs the write permission on a (declare: when it creates). */
