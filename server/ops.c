@@ -414,13 +414,13 @@ int srv_ops_apply_cached(cJSON **result, srv_var_cache **cache, commy_alloc *a, 
     for (const unsigned char *p = (const unsigned char *)r->var; *p; p++) h = (h ^ *p) * 16777619u;
     srv_var_cache *c = *cache;
     int i = (int)(h % VCACHE_SLOTS);
-    if (c->slot[i].v.h && strcmp(c->slot[i].name, r->var) == 0) {
-        int rc = apply_on(result, &c->slot[i].v, r, msg, cap);
-        uint32_t ver;
-        if (rc != COMMY_ENOTFOUND || srv_var_version(&ver, &c->slot[i].v) != COMMY_ENOTFOUND) return rc;
-        /* the variable was removed (commy_root_remove) since it was opened:
-         * the request goes to whatever the name means now, as uncached */
-    }
+    uint32_t ver;
+    /* a variable removed (commy_root_remove by a local client) since it was
+     * opened: the request goes to whatever the name means now, as uncached
+     * (a removal after this check fails the op as it would a fresh handle) */
+    if (c->slot[i].v.h && strcmp(c->slot[i].name, r->var) == 0 &&
+        srv_var_version(&ver, &c->slot[i].v) != COMMY_ENOTFOUND)
+        return apply_on(result, &c->slot[i].v, r, msg, cap);
     srv_var v;
     int rc = open_for(&v, a, r, msg, cap);
     if (rc) return rc;

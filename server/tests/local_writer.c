@@ -1,10 +1,12 @@
 /* A local client for the end-to-end tests: maps a service file with the core
  * API, as a session in local mode does, and sets an i64 box to each value
- * given, 20 ms apart.  usage: local_writer PATH VAR VALUE... */
+ * given, 20 ms apart; or removes the variable.
+ * usage: local_writer PATH VAR VALUE...   local_writer PATH VAR --remove */
 #include "commy.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 int main(int argc, char **argv)
@@ -15,6 +17,14 @@ int main(int argc, char **argv)
     o.flags = 0;
     commy_alloc *a;
     commy_box *b;
+    if (strcmp(argv[3], "--remove") == 0) {
+        if (commy_alloc_open(&a, argv[1], &o) || commy_root_remove(a, argv[2])) {
+            fprintf(stderr, "local_writer: %s\n", commy_error_last()->message);
+            return 1;
+        }
+        commy_alloc_close(a);
+        return 0;
+    }
     if (commy_alloc_open(&a, argv[1], &o) || commy_box_open(&b, a, argv[2], COMMY_T_I64, 0)) {
         fprintf(stderr, "local_writer: %s\n", commy_error_last()->message);
         return 1;

@@ -338,6 +338,23 @@ def test_local_write_seen_remotely(s):
     assert seen == sorted(seen) and len(set(seen)) == len(seen), seen
 
 
+def test_variable_removed_locally_is_reopened(s):
+    # the server keeps variables open between requests: one a local client
+    # removed must not answer through the old handle
+    local = s.client(key="alice")
+    path = ok(local.request("open_service", service="b", mode="local"))["path"]
+    remote = s.client(key="bob")
+    ok(remote.request("open_service", service="b", mode="remote"))
+    ok(remote.request("set", service="b", var="gone", kind="box", value=i64(5)))
+    assert ok(remote.request("get", service="b", var="gone"))["value"]["v"] == "5"
+    subprocess.check_call([LOCAL_WRITER, path, "gone", "--remove"])
+    assert err(remote.request("get", service="b", var="gone")) == "ENOTFOUND"
+    # a write naming its kind creates it again, as on a variable never seen
+    ok(remote.request("push", service="b", var="gone", kind="vec", value=i64(1)))
+    ok(remote.request("push", service="b", var="gone", value=i64(2)))
+    assert ok(remote.request("len", service="b", var="gone"))["len"] == "2"
+
+
 def test_local_refused_to_non_local_or_unauthorised(s):
     # the reader lacks write; over loopback only the permission can refuse here
     r = s.client(key="reader")
@@ -738,6 +755,7 @@ def test_insecure_dev_plain_ws():
 
 SHARED = [test_auth_success_and_failure, test_malformed_input, test_permissions_per_op, test_cross_tenant_refused,
           test_every_container_kind, test_remote_set_seen_in_order, test_local_write_seen_remotely,
+          test_variable_removed_locally_is_reopened,
           test_local_refused_to_non_local_or_unauthorised, test_last_client_deletes_file,
           test_killed_client_cleaned_up, test_logout, test_refresh, test_revocation_rotates_file, test_metrics]
 OWN = [test_expiry, test_restart_keeps_tokens, test_stalled_client_cut, test_ping_drops_silent_client,
