@@ -883,17 +883,20 @@ static int got_token(commy_session *s, const char *tenant, const cJSON *res, con
     return COMMY_OK;
 }
 
-static int authenticate(commy_session *s, const char *tenant, const char *key, const char *token)
+/* field is "api_key", "token" or "jwt"; secret its value. */
+static int authenticate(commy_session *s, const char *tenant, const char *field, const char *secret)
 {
     if (!s) return commy__err(COMMY_EINVAL, "authenticate: session is NULL");
-    const char *secret = key ? key : token;
     if (!tenant || !secret) return commy__err(COMMY_EINVAL, "authenticate: tenant and credentials are required");
-    if (strlen(tenant) > COMMY_WIRE_NAME_MAX || strlen(secret) > COMMY_WIRE_SECRET_MAX)
-        return commy__err(COMMY_EINVAL, "authenticate: the tenant name or the credential is too long");
+    size_t max = strcmp(field, "jwt") == 0 ? COMMY_WIRE_JWT_MAX : COMMY_WIRE_SECRET_MAX;
+    if (strlen(tenant) > COMMY_WIRE_NAME_MAX)
+        return commy__err(COMMY_EINVAL, "authenticate: the tenant name is longer than %d bytes", COMMY_WIRE_NAME_MAX);
+    if (strlen(secret) > max)
+        return commy__err(COMMY_EINVAL, "authenticate: the %s is longer than %zu bytes", field, max);
     cJSON *f = cJSON_CreateObject();
     if (f) {
         cJSON_AddStringToObject(f, "tenant", tenant);
-        cJSON_AddStringToObject(f, key ? "api_key" : "token", secret);
+        cJSON_AddStringToObject(f, field, secret);
     }
     commy_wire_message m;
     int rc = request(s, "authenticate", f, &m, 0);
@@ -906,7 +909,9 @@ static int authenticate(commy_session *s, const char *tenant, const char *key, c
         }
         return rc;
     }
-    got_token(s, tenant, m.result, token);
+    /* reconnects authenticate with the session token the reply carries,
+     * whatever the credential was */
+    got_token(s, tenant, m.result, strcmp(field, "token") == 0 ? secret : NULL);
     commy_wire_message_free(&m);
     pthread_mutex_lock(&s->mu);
     s->ready = 1;
@@ -916,12 +921,17 @@ static int authenticate(commy_session *s, const char *tenant, const char *key, c
 
 int commy_session_authenticate(commy_session *s, const char *tenant, const char *api_key)
 {
-    return authenticate(s, tenant, api_key ? api_key : "", NULL);
+    return authenticate(s, tenant, "api_key", api_key ? api_key : "");
 }
 
 int commy_session_authenticate_token(commy_session *s, const char *tenant, const char *token)
 {
-    return authenticate(s, tenant, NULL, token ? token : "");
+    return authenticate(s, tenant, "token", token ? token : "");
+}
+
+int commy_session_authenticate_jwt(commy_session *s, const char *tenant, const char *jwt)
+{
+    return authenticate(s, tenant, "jwt", jwt ? jwt : "");
 }
 
 static int copy_out(const char *v, char *out, size_t cap, size_t *out_len, const char *what)

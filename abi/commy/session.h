@@ -120,6 +120,18 @@ COMMY_API int commy_session_authenticate(commy_session *s, const char *tenant, c
  * Errors: COMMY_EAUTH (unknown or revoked), COMMY_EEXPIRED, as above. */
 COMMY_API int commy_session_authenticate_token(commy_session *s, const char *tenant, const char *token);
 
+/* Authenticates with a JWT (compact JWS, at most 8192 bytes) for a tenant
+ * whose server configuration accepts JWTs (HS256 or RS256; docs/protocol.md
+ * says which claims are checked). The JWT's sub becomes the client id, its
+ * scope the permissions. Like commy_session_authenticate, the session then
+ * holds a token that it uses to reconnect; the session, refreshes included,
+ * lives no longer than the JWT's exp.
+ * Errors: COMMY_EAUTH (bad signature, audience, issuer, ... or a tenant that
+ * takes no JWT: one answer), COMMY_EEXPIRED (past exp), COMMY_ELOCKED,
+ * COMMY_EINVAL (NULL or too long), COMMY_EDISCONNECTED, COMMY_ETIMEDOUT.
+ * Blocks: for one round trip. */
+COMMY_API int commy_session_authenticate_jwt(commy_session *s, const char *tenant, const char *jwt);
+
 /* Copies the session's current token (NUL-terminated) into out, which has
  * cap bytes; *out_len (may be NULL) receives its length. *expires_at (may be
  * NULL) receives its expiry in Unix seconds.

@@ -111,6 +111,7 @@ CPY_HANDLE_OUT(commy_service)
 /* Round trips release the GIL. */
 %thread commy_session_authenticate;
 %thread commy_session_authenticate_token;
+%thread commy_session_authenticate_jwt;
 %thread commy_session_refresh;
 %thread commy_session_logout;
 %thread commy_session_close;

@@ -127,6 +127,18 @@ public sealed class Session : IDisposable
         Native.Check(commy.commy_session_authenticate_token(u.Ptr, tenant, token));
     }
 
+    /// <summary>Authenticates with a JWT (compact JWS) for a tenant configured
+    /// to take JWTs; its sub becomes the client id. AuthException (or
+    /// ExpiredException) if refused. Reconnects use the session token, as
+    /// after <see cref="Authenticate"/>.</summary>
+    public void AuthenticateJwt(string tenant, string jwt)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        ArgumentNullException.ThrowIfNull(jwt);
+        using HandleUse u = Use();
+        Native.Check(commy.commy_session_authenticate_jwt(u.Ptr, tenant, jwt));
+    }
+
     /// <summary>The session token, for <see cref="AuthenticateToken"/> elsewhere.</summary>
     public string Token => ReadToken(out _);
 

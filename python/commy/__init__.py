@@ -1130,6 +1130,13 @@ class Session(_Blocking):
         self._call(_n.commy_session_authenticate_token, tenant, token)
         return self
 
+    def authenticate_jwt(self, tenant, jwt):
+        """Authenticates with a JWT (compact JWS) for a tenant configured to take
+        JWTs; its sub becomes the client id. AuthError or ExpiredError if refused.
+        Reconnects use the session token, as after authenticate."""
+        self._call(_n.commy_session_authenticate_jwt, tenant, jwt)
+        return self
+
     @property
     def token(self):
         """The session token (a str), for authenticate_token elsewhere."""

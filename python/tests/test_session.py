@@ -226,6 +226,19 @@ class TestSession(unittest.TestCase):
             with self.assertRaises(commy.NotFoundError):
                 eve.open_service("app")  # another tenant's service does not exist for eve
 
+    def test_authenticate_jwt(self):
+        with commy.Session(server.url, ca_file=server.ca_file) as s:
+            with self.assertRaises(commy.AuthError):
+                s.authenticate_jwt("jw", CommyServer.jwt_hs256("jim", secret="another-secret-that-is-also-32-bytes-long"))
+            with self.assertRaises(commy.ExpiredError):
+                s.authenticate_jwt("jw", CommyServer.jwt_hs256("jim", exp_in=-1000))
+            self.assertIs(s.authenticate_jwt("jw", CommyServer.jwt_hs256("jim")), s)
+            self.assertEqual(s.client_id, "jim")
+            self.assertTrue(s.token)
+            m = s.open_service("app", mode="remote").map("j", key=commy.str_, value=commy.i64)
+            m["a"] = 7
+            self.assertEqual(m["a"], 7)
+
     def test_tokens_refresh_logout(self):
         s = session()
         token = s.token

@@ -29,6 +29,9 @@ class SegmentTest(unittest.TestCase):
 
 # ---- a real commy-server for the session tests ----------------------------------
 
+import base64
+import hashlib
+import hmac
 import json
 import socket
 import subprocess
@@ -62,11 +65,25 @@ class CommyServer:
     """A commy-server process on loopback with TLS (a self-signed certificate
     made here) and tenants "acme" (services "app", "other", "docs" and the
     persistent "keep") and "rival".
-    Keys: KEY (read, write, admin) and READER (read only) for acme, RIVAL for rival."""
+    Keys: KEY (read, write, admin) and READER (read only) for acme, RIVAL for rival.
+    Tenant "jw" (service "app") takes HS256 JWTs signed with JWT_SECRET for
+    audience JWT_AUDIENCE (jwt_hs256 makes one)."""
 
     KEY = "app.s3cret-app"
     READER = "ro.s3cret-ro"
     RIVAL = "eve.s3cret-eve"
+    JWT_SECRET = "k3y-for-hs256-that-is-long-enough-0123456789"
+    JWT_AUDIENCE = "commy-test"
+
+    @classmethod
+    def jwt_hs256(cls, sub, exp_in=300, secret=None):
+        """A compact HS256 JWT for sub, expiring exp_in seconds from now."""
+        def b64u(b):
+            return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+        claims = {"sub": sub, "aud": cls.JWT_AUDIENCE, "exp": int(time.time()) + exp_in, "scope": "read write"}
+        si = b64u(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + b64u(json.dumps(claims).encode())
+        key = (secret or cls.JWT_SECRET).encode()
+        return si + "." + b64u(hmac.new(key, si.encode(), hashlib.sha256).digest())
 
     def __init__(self):
         self.binary = server_binary()
@@ -96,6 +113,8 @@ class CommyServer:
                  "services": [{"name": "app"}, {"name": "other"}, {"name": "docs"}, {"name": "keep", "persistent": True}]},
                 {"name": "rival", "auth": {"api_keys": [api_key(self.RIVAL, ["read", "write", "admin"])]},
                  "services": [{"name": "secret"}]},
+                {"name": "jw", "auth": {"jwt": {"hs256_secret": self.JWT_SECRET, "audience": self.JWT_AUDIENCE}},
+                 "services": [{"name": "app"}]},
             ],
         }
         self.config = os.path.join(self.dir, "config.json")

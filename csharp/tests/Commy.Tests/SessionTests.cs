@@ -20,6 +20,18 @@ public sealed class CommyServer : IDisposable
     public const string Key = "app.s3cret-app";
     public const string Reader = "ro.s3cret-ro";
     public const string Rival = "eve.s3cret-eve";
+    public const string JwtSecret = "k3y-for-hs256-that-is-long-enough-0123456789";
+    public const string JwtAudience = "commy-test";
+
+    /// <summary>A compact HS256 JWT for sub that tenant "jw" accepts, expiring expIn seconds from now.</summary>
+    public static string JwtHs256(string sub, long expIn = 300, string secret = JwtSecret)
+    {
+        static string B64u(byte[] b) => Convert.ToBase64String(b).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+        string claims = JsonSerializer.Serialize(new { sub, aud = JwtAudience, exp = DateTimeOffset.UtcNow.ToUnixTimeSeconds() + expIn, scope = "read write" });
+        string si = B64u(System.Text.Encoding.UTF8.GetBytes("{\"alg\":\"HS256\",\"typ\":\"JWT\"}")) + "." + B64u(System.Text.Encoding.UTF8.GetBytes(claims));
+        using var h = new System.Security.Cryptography.HMACSHA256(System.Text.Encoding.UTF8.GetBytes(secret));
+        return si + "." + B64u(h.ComputeHash(System.Text.Encoding.UTF8.GetBytes(si)));
+    }
 
     private Process _proc = null!;
     private readonly string _dir;
@@ -65,6 +77,12 @@ public sealed class CommyServer : IDisposable
                     name = "rival",
                     auth = new { api_keys = new[] { ApiKey(Rival, new[] { "read", "write", "admin" }) } },
                     services = new[] { new { name = "secret" } },
+                },
+                new
+                {
+                    name = "jw",
+                    auth = new { jwt = new { hs256_secret = JwtSecret, audience = JwtAudience } },
+                    services = new[] { new { name = "app" } },
                 },
             },
         };
@@ -393,6 +411,21 @@ public class SessionTests
             Assert.Throws<NotFoundException>(() => eve.OpenService("app"));
         Assert.ThrowsAny<CommyException>(() =>
             Session.Connect(_server.Url, new SessionOptions { Timeout = TimeSpan.FromSeconds(5), Reconnect = false })); // no CA: TLS refuses
+    }
+
+    [Fact]
+    public void AuthenticateJwt()
+    {
+        using var s = Session.Connect(_server.Url, new SessionOptions { CaFile = _server.CaFile });
+        Assert.ThrowsAny<AuthException>(() => s.AuthenticateJwt("jw", CommyServer.JwtHs256("jim", secret: "another-secret-that-is-also-32-bytes-long")));
+        Assert.Throws<ExpiredException>(() => s.AuthenticateJwt("jw", CommyServer.JwtHs256("jim", expIn: -1000)));
+        s.AuthenticateJwt("jw", CommyServer.JwtHs256("jim"));
+        Assert.Equal("jim", s.ClientId);
+        Assert.False(string.IsNullOrEmpty(s.Token));
+        using Service svc = s.OpenService("app", ServiceMode.Remote);
+        using var box = svc.OpenBox<long>("j");
+        box.Value = 7;
+        Assert.Equal(7, box.Value);
     }
 
     [Fact]
