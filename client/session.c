@@ -90,6 +90,9 @@ struct commy_session {
     uint32_t timeout_ms, reconnect_max_ms, backoff_ms;
     int reconnect;
     int insecure;
+    uint32_t silence_s;
+    lws_retry_bo_t idle;        /* the ping and hang-up times of each connection */
+    struct timespec last_rx;    /* when the server last sent anything (a pong included) */
     char *ca_file, *cert_file, *key_file;
     SSL_CTX *ssl_ctx;   /* ours, lent to lws: lws 4.1 leaks the one it makes */
     /* the connection */
@@ -472,6 +475,7 @@ static void connect_now(commy_session *s)
         if (s->insecure) ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK | LCCSCF_ALLOW_EXPIRED;
     }
     ci.userdata = s;
+    ci.retry_and_idle_policy = &s->idle;
     struct lws *w = lws_client_connect_via_info(&ci);
     if (!w) {
         /* the failure callback has run (or the attempt never started) */
@@ -515,6 +519,14 @@ static void on_frame(commy_session *s, const char *data, size_t len)
     commy_wire_message_free(&m); /* a reply to a request that gave up waiting */
 }
 
+/* Milliseconds since the server last sent anything; s->mu held. */
+static int64_t silent_ms(const commy_session *s)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)(now.tv_sec - s->last_rx.tv_sec) * 1000 + (now.tv_nsec - s->last_rx.tv_nsec) / 1000000;
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     commy_session *s = lws_get_opaque_user_data(wsi);
@@ -527,6 +539,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         s->ever_connected = 1;
         s->last_error[0] = '\0';
         s->rxlen = 0;
+        clock_gettime(CLOCK_MONOTONIC, &s->last_rx);
         restore(s);
         if (s->qhead) lws_callback_on_writable(wsi);
         pthread_cond_broadcast(&s->cv);
@@ -538,6 +551,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (reason == LWS_CALLBACK_CLIENT_CONNECTION_ERROR)
             snprintf(s->last_error, sizeof s->last_error, "cannot connect to %.200s:%d: %.200s", s->host, s->port,
                      in ? (const char *)in : "connection failed");
+        else if (!s->last_error[0] && s->connected && silent_ms(s) >= (int64_t)s->silence_s * 500)
+            /* silent for longer than the ping period (a live server answers a
+             * ping at once): lws hung up after silence_timeout_s */
+            snprintf(s->last_error, sizeof s->last_error, "the server at %.200s:%d sent nothing for %" PRId64
+                     " ms, not even a pong (silence_timeout_s %u): taken for dead", s->host, s->port, silent_ms(s),
+                     s->silence_s);
         else if (!s->last_error[0])
             snprintf(s->last_error, sizeof s->last_error, "the connection to %.200s:%d closed", s->host, s->port);
         if (s->wsi == wsi || reason == LWS_CALLBACK_CLIENT_CONNECTION_ERROR) s->wsi = NULL;
@@ -548,8 +567,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         schedule_reconnect(s);
         pthread_mutex_unlock(&s->mu);
         break;
+    case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
+        pthread_mutex_lock(&s->mu);
+        clock_gettime(CLOCK_MONOTONIC, &s->last_rx);
+        pthread_mutex_unlock(&s->mu);
+        break;
     case LWS_CALLBACK_CLIENT_RECEIVE: {
         pthread_mutex_lock(&s->mu);
+        clock_gettime(CLOCK_MONOTONIC, &s->last_rx);
         if (lws_is_first_fragment(wsi)) s->rxlen = 0;
         if (s->rxlen + len > MAX_FRAME) {
             pthread_mutex_unlock(&s->mu);
@@ -648,6 +673,7 @@ void commy_session_options_init(commy_session_options *o)
     o->timeout_ms = 10000;
     o->reconnect_max_ms = 5000;
     o->reconnect = 1;
+    o->silence_timeout_s = 30;
 }
 
 static int parse_url(commy_session *s, const char *url)
@@ -782,6 +808,16 @@ int commy_session_connect(commy_session **out, const char *url, const commy_sess
     s->backoff_ms = BACKOFF_START_MS;
     s->reconnect = o.reconnect != 0;
     s->insecure = o.insecure_skip_verify != 0;
+    if (o.silence_timeout_s > 65535) {
+        session_free(s);
+        return commy__err(COMMY_EINVAL, "commy_session_connect: silence_timeout_s is %u; at most 65535",
+                          o.silence_timeout_s);
+    }
+    s->silence_s = o.silence_timeout_s ? o.silence_timeout_s : 30;
+    /* lws pings a connection that has been quiet for half the timeout and
+     * hangs up when nothing, not even the pong, came for the whole of it */
+    s->idle.secs_since_valid_ping = (uint16_t)(s->silence_s / 2 ? s->silence_s / 2 : 1);
+    s->idle.secs_since_valid_hangup = (uint16_t)s->silence_s;
     s->ca_file = dup_opt(o.ca_file);
     s->cert_file = dup_opt(o.cert_file);
     s->key_file = dup_opt(o.key_file);

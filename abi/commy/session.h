@@ -70,7 +70,9 @@ typedef struct commy_session_options {
     uint32_t insecure_skip_verify; /* 1: accept any server certificate (tests only; logs nothing) */
     uint32_t reconnect_max_ms;  /* the backoff between reconnect attempts doubles from 100 ms up to this; default 5000; */
     uint32_t reconnect;         /* 1 (default): reconnect after a drop; 0: stay disconnected */
-    uint32_t reserved32;
+    uint32_t silence_timeout_s; /* a server that sends nothing, not even the answer to a ping, for this many
+                                   seconds is taken for dead: the connection is dropped and the reconnect
+                                   logic runs. The session pings after half of it. 1 to 65535; 0: default 30 */
     uint64_t reserved[4];       /* zero */
 } commy_session_options;
 

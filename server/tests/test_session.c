@@ -874,6 +874,46 @@ static void test_reconnect(void)
     commy_session_close(s);
 }
 
+/* a server that goes silent without closing (SIGSTOP) is taken for dead
+ * after silence_timeout_s; once it runs again the session reconnects */
+static void test_silent_server(void)
+{
+    commy_session_options o;
+    commy_session_options_init(&o);
+    CHECK(o.silence_timeout_s == 30);
+    o.ca_file = cert;
+    o.reconnect_max_ms = 400;
+    o.timeout_ms = 2000;
+    o.silence_timeout_s = 70000;
+    commy_session *s = NULL;
+    CHECK_RC(commy_session_connect(&s, url, &o), COMMY_EINVAL);
+    o.silence_timeout_s = 2;
+    REQUIRE(commy_session_connect(&s, url, &o) == COMMY_OK);
+    CHECK_OK(commy_session_authenticate(s, "acme", "alice.s3cret-alice"));
+    commy_alloc *a;
+    commy_service *svc = open_svc(s, "keep", COMMY_SERVICE_REMOTE, &a);
+    commy_box *b;
+    CHECK_OK(commy_box_open(&b, a, "silent", COMMY_T_I64, 0));
+    int64_t v = 3, got = 0;
+    CHECK_OK(commy_box_set(b, &v, sizeof v));
+    REQUIRE(kill(server_pid, SIGSTOP) == 0);
+    /* the socket stays open: only the missing pong tells (generous bound) */
+    for (int i = 0; i < 3000 && commy_session_connected(s); i++) sleep_ms(10);
+    CHECK(!commy_session_connected(s));
+    CHECK_RC(commy_box_get(b, &got, sizeof got, NULL), COMMY_EDISCONNECTED);
+    /* the reason, unless a reconnect attempt has already replaced it */
+    const char *why = commy_error_last()->message;
+    CHECK(strstr(why, "sent nothing") || strstr(why, "cannot connect"));
+    REQUIRE(kill(server_pid, SIGCONT) == 0);
+    for (int i = 0; i < 3000 && !commy_session_connected(s); i++) sleep_ms(10);
+    REQUIRE(commy_session_connected(s));
+    CHECK_OK(commy_box_get(b, &got, sizeof got, NULL));
+    CHECK(got == 3);
+    commy_box_close(b);
+    commy_service_close(svc);
+    commy_session_close(s);
+}
+
 /* ---- revocation rotates the file; a local session follows it ---- */
 
 static void test_rotation(void)
@@ -981,7 +1021,7 @@ int main(int argc, char **argv)
         {"local", test_local},       {"refresh_logout", test_refresh_logout}, {"rotation", test_rotation},
         {"reconnect", test_reconnect}, {"example", test_example}, {"auto_refresh", test_auto_refresh},
         {"callback_calls", test_callback_calls}, {"mtls", test_mtls},
-        {"jwt", test_jwt},
+        {"jwt", test_jwt}, {"silent_server", test_silent_server},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         int want = argc == 2;
