@@ -441,12 +441,47 @@ static int name_ok(const char *s, int root)
     return !(s[0] == '.' && !root); /* service names become no path, but refuse dot names anyway */
 }
 
+/* The members a request may have, found in one pass over the object (the
+ * first of a repeated key, as cJSON_GetObjectItemCaseSensitive finds),
+ * rather than one pass per key asked for. */
+static const char *const field_names[] = {"id", "v", "op", "service", "var", "key", "value", "from", "index", "kind",
+                                          "end", "limit", "skip", "key_type", "value_type", "flags", "expected",
+                                          "desired", "delta", "tenant", "api_key", "token", "jwt", "persistent",
+                                          "mode", "client_id"};
+#define NFIELDS (int)(sizeof field_names / sizeof field_names[0])
+
+typedef struct req_fields {
+    const cJSON *item[NFIELDS];
+} req_fields;
+
+static int field_index(const char *name)
+{
+    for (int i = 0; i < NFIELDS; i++)
+        if (name[0] == field_names[i][0] && strcmp(name, field_names[i]) == 0) return i;
+    return -1;
+}
+
+static void index_fields(req_fields *fl, const cJSON *obj)
+{
+    memset(fl, 0, sizeof *fl);
+    for (const cJSON *c = obj->child; c; c = c->next) {
+        int i = c->string ? field_index(c->string) : -1;
+        if (i >= 0 && !fl->item[i]) fl->item[i] = c;
+    }
+}
+
+static const cJSON *field(const req_fields *fl, const char *name)
+{
+    int i = field_index(name);
+    return i >= 0 ? fl->item[i] : NULL;
+}
+
 /* Copies string field `key` into dst (cap bytes) after checking it; required
  * fields missing are EINVAL. kind: 0 secret (any printable), 1 name, 2 root name. */
-static int get_str(commy_wire_fault *f, const cJSON *root, const char *key, char *dst, size_t cap, int required,
+static int get_str(commy_wire_fault *f, const req_fields *root, const char *key, char *dst, size_t cap, int required,
                    int kind)
 {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+    const cJSON *j = field(root, key);
     if (!j) return required ? fault(f, COMMY_EINVAL, "the request needs a string \"%s\"", key) : COMMY_OK;
     if (!cJSON_IsString(j)) return fault(f, COMMY_EINVAL, "\"%s\" must be a string", key);
     size_t n = strlen(j->valuestring);
@@ -462,9 +497,9 @@ static int get_str(commy_wire_fault *f, const cJSON *root, const char *key, char
     return COMMY_OK;
 }
 
-static int get_value(commy_wire_fault *f, const cJSON *root, const char *key, commy_wire_value *dst, int *has)
+static int get_value(commy_wire_fault *f, const req_fields *root, const char *key, commy_wire_value *dst, int *has)
 {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+    const cJSON *j = field(root, key);
     if (!j) return COMMY_OK;
     char msg[200];
     int rc = commy_wire_value_from_json(dst, j, COMMY_T_ANY, msg, sizeof msg);
@@ -475,9 +510,9 @@ static int get_value(commy_wire_fault *f, const cJSON *root, const char *key, co
 
 /* A required signed 64-bit integer: a decimal string (or a JSON integer
  * within +-2^53). */
-static int get_i64(commy_wire_fault *f, const cJSON *root, const char *key, int64_t *out)
+static int get_i64(commy_wire_fault *f, const req_fields *root, const char *key, int64_t *out)
 {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+    const cJSON *j = field(root, key);
     uint64_t u;
     if (cJSON_IsString(j)) {
         int rc = parse_dec64(j->valuestring, 1, out, &u);
@@ -492,9 +527,9 @@ static int get_i64(commy_wire_fault *f, const cJSON *root, const char *key, int6
 }
 
 /* An optional type name ("i64", "blob[16]"). */
-static int get_type(commy_wire_fault *f, const cJSON *root, const char *key, commy_type *out, int *has)
+static int get_type(commy_wire_fault *f, const req_fields *root, const char *key, commy_type *out, int *has)
 {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+    const cJSON *j = field(root, key);
     if (!j) return COMMY_OK;
     if (!cJSON_IsString(j) || commy_wire_type_parse(out, j->valuestring) != COMMY_OK)
         return fault(f, COMMY_EINVAL, "\"%s\" must be a type name such as \"i64\" or \"blob[16]\"", key);
@@ -507,7 +542,7 @@ static int require(commy_wire_fault *f, int present, const char *op, const char 
     return present ? COMMY_OK : fault(f, COMMY_EINVAL, "%s needs %s", op, what);
 }
 
-static int parse_fields(commy_wire_request *r, commy_wire_fault *f, const cJSON *root)
+static int parse_fields(commy_wire_request *r, commy_wire_fault *f, const req_fields *root)
 {
     int rc;
     const char *op = r->op_name;
@@ -520,29 +555,29 @@ static int parse_fields(commy_wire_request *r, commy_wire_fault *f, const cJSON 
     TRY(get_value(f, root, "value", &r->value, &r->has_value));
     TRY(get_value(f, root, "from", &r->from, &r->has_from));
     const cJSON *j;
-    if ((j = cJSON_GetObjectItemCaseSensitive(root, "index"))) {
+    if ((j = field(root, "index"))) {
         int e = get_u64(&r->index, j, 1);
         if (e) return fault(f, e, "\"index\" must be a non-negative integer or decimal string");
         r->has_index = 1;
     }
-    if ((j = cJSON_GetObjectItemCaseSensitive(root, "kind"))) {
+    if ((j = field(root, "kind"))) {
         if (!cJSON_IsString(j) || !(r->kind = commy_wire_kind_parse(j->valuestring)))
             return fault(f, COMMY_EINVAL, "\"kind\" must be one of box, vec, str, deque, map, set, omap, oset");
     }
-    if ((j = cJSON_GetObjectItemCaseSensitive(root, "end"))) {
+    if ((j = field(root, "end"))) {
         r->has_end = 1;
         if (cJSON_IsString(j) && strcmp(j->valuestring, "front") == 0) r->front = 1;
         else if (!(cJSON_IsString(j) && strcmp(j->valuestring, "back") == 0))
             return fault(f, COMMY_EINVAL, "\"end\" must be \"back\" or \"front\"");
     }
     r->limit = 100;
-    if ((j = cJSON_GetObjectItemCaseSensitive(root, "limit"))) {
+    if ((j = field(root, "limit"))) {
         uint64_t l;
         if (get_u64(&l, j, 0) || l < 1 || l > COMMY_WIRE_RANGE_MAX)
             return fault(f, COMMY_EINVAL, "\"limit\" must be an integer from 1 to %d", COMMY_WIRE_RANGE_MAX);
         r->limit = (uint32_t)l;
     }
-    if ((j = cJSON_GetObjectItemCaseSensitive(root, "skip"))) {
+    if ((j = field(root, "skip"))) {
         if (get_u64(&r->skip, j, 1)) return fault(f, COMMY_EINVAL, "\"skip\" must be a non-negative integer or decimal string");
     }
     switch (r->op) {
@@ -550,7 +585,7 @@ static int parse_fields(commy_wire_request *r, commy_wire_fault *f, const cJSON 
         TRY(require(f, r->kind != 0, op, "a \"kind\""));
         TRY(get_type(f, root, "key_type", &r->key_type, &r->has_key_type));
         TRY(get_type(f, root, "value_type", &r->value_type, &r->has_value_type));
-        if ((j = cJSON_GetObjectItemCaseSensitive(root, "flags"))) {
+        if ((j = field(root, "flags"))) {
             if (cJSON_IsString(j) && strcmp(j->valuestring, "existing") == 0) r->existing = 1;
             else if (cJSON_IsString(j) && strcmp(j->valuestring, "excl") == 0) r->excl = 1;
             else if (!(cJSON_IsString(j) && strcmp(j->valuestring, "create") == 0))
@@ -575,13 +610,13 @@ static int parse_fields(commy_wire_request *r, commy_wire_fault *f, const cJSON 
             return fault(f, COMMY_EINVAL, "authenticate needs exactly one of \"api_key\", \"token\" and \"jwt\"");
         break;
     case COMMY_WIRE_OP_CREATE_SERVICE:
-        if ((j = cJSON_GetObjectItemCaseSensitive(root, "persistent"))) {
+        if ((j = field(root, "persistent"))) {
             if (!cJSON_IsBool(j)) return fault(f, COMMY_EINVAL, "\"persistent\" must be true or false");
             r->persistent = cJSON_IsTrue(j);
         }
         break;
     case COMMY_WIRE_OP_OPEN_SERVICE: {
-        j = cJSON_GetObjectItemCaseSensitive(root, "mode");
+        j = field(root, "mode");
         if (cJSON_IsString(j) && strcmp(j->valuestring, "local") == 0) r->mode_local = 1;
         else if (!(cJSON_IsString(j) && strcmp(j->valuestring, "remote") == 0))
             return fault(f, COMMY_EINVAL, "open_service needs \"mode\": \"local\" or \"remote\"");
@@ -623,19 +658,21 @@ int commy_wire_request_parse(commy_wire_request *r, commy_wire_fault *f, const c
         rc = fault(f, COMMY_WIRE_EPROTO, "a frame must be a JSON object");
         goto out;
     }
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
+    req_fields fl;
+    index_fields(&fl, root);
+    const cJSON *id = field(&fl, "id");
     if (!id || get_u64(&r->id, id, 0) != COMMY_OK) {
         rc = fault(f, COMMY_WIRE_EPROTO, "\"id\" must be an integer from 0 to 2^53-1");
         goto out;
     }
     if (f) f->has_id = 1, f->id = r->id;
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "v");
+    const cJSON *v = field(&fl, "v");
     if (!cJSON_IsNumber(v) || v->valuedouble != COMMY_WIRE_VERSION) {
         rc = fault(f, COMMY_WIRE_EPROTO, "\"v\" must be %d: this server speaks protocol version %d", COMMY_WIRE_VERSION,
                    COMMY_WIRE_VERSION);
         goto out;
     }
-    const cJSON *op = cJSON_GetObjectItemCaseSensitive(root, "op");
+    const cJSON *op = field(&fl, "op");
     if (!cJSON_IsString(op)) {
         rc = fault(f, COMMY_EINVAL, "\"op\" must be a string");
         goto out;
@@ -647,7 +684,7 @@ int commy_wire_request_parse(commy_wire_request *r, commy_wire_fault *f, const c
         goto out;
     }
     r->op_name = op_names[r->op];
-    rc = parse_fields(r, f, root);
+    rc = parse_fields(r, f, &fl);
 out:
     cJSON_Delete(root);
     if (rc) {
