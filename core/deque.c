@@ -168,7 +168,7 @@ static int out_of_range(commy_deque *d, uint64_t index, uint64_t len)
                       index, len);
 }
 
-static int empty(commy_deque *d) { return commy__err(COMMY_EEMPTY, "deque '%s' is empty", d->h.name); }
+__attribute__((cold, noinline)) static int empty(commy_deque *d) { return commy__err(COMMY_EEMPTY, "deque '%s' is empty", d->h.name); }
 
 /* Makes room for one more element: copies the elements in order into a ring
  * 1.5x as large (at least 4) and swaps it in. The old ring's offset goes to
@@ -266,13 +266,56 @@ static int pop(commy_deque *d, void *out, size_t cap, size_t *out_len, int front
     return commy__op_end(&d->h, sp, rc, rc == 0);
 }
 
+/* The lean path of a pop: a fixed-size element into a buffer large enough
+ * (the caller checked both), local segment. Such a pop only moves head (front)
+ * and len: it logs those words, copies the slot out and is done; the slot
+ * owns nothing to free. The header is validated once, by commy__op_begin.
+ * Inside a batch commy__op_begin takes its general path; the rest holds. */
+static int pop_fixed(commy_deque *d, void *out, size_t *out_len, int front)
+{
+    uint64_t sp;
+    struct commy__chdr *c;
+    int rc = commy__op_begin(&d->h, 1, &sp, &c);
+    if (__builtin_expect(rc != 0, 0)) return rc;
+    commy_alloc *a = d->h.a;
+    uint64_t n = c->len;
+    if (__builtin_expect(n == 0, 0)) return commy__op_end(&d->h, sp, empty(d), 0);
+    uint32_t ss = d->h.kslot;
+    uint64_t cap = c->body[1], head = c->body[2];
+    uint64_t r = front ? head : head + n - 1;
+    if (r >= cap) r -= cap;
+    const char *slot = (const char *)commy__at(a, c->body[0]) + r * ss;
+    if (ss == 8) memcpy(out, slot, 8);
+    else memcpy(out, slot, ss);
+    if (front) {
+        rc = commy__log2_64(a, &c->body[2], &c->len);
+        if (__builtin_expect(rc == 0, 1)) {
+            c->body[2] = head + 1 == cap ? 0 : head + 1;
+            c->len = n - 1;
+        }
+    } else {
+        rc = commy__put64(a, &c->len, n - 1);
+    }
+    if (out_len && rc == 0) *out_len = ss;
+    return commy__op_end(&d->h, sp, rc, rc == 0);
+}
+
+/* 1 if a pop can take pop_fixed. */
+static inline int pop_lean(const commy_deque *d, const void *out, size_t cap)
+{
+    return d != NULL && d->h.a != NULL && d->h.a->remote == NULL && !commy__is_var(d->h.ktype) && out != NULL &&
+           cap >= d->h.kslot;
+}
+
 int commy_deque_pop_back(commy_deque *d, void *out, size_t cap, size_t *out_len)
 {
+    if (__builtin_expect(pop_lean(d, out, cap), 1)) return pop_fixed(d, out, out_len, 0);
     return pop(d, out, cap, out_len, 0);
 }
 
 int commy_deque_pop_front(commy_deque *d, void *out, size_t cap, size_t *out_len)
 {
+    if (__builtin_expect(pop_lean(d, out, cap), 1)) return pop_fixed(d, out, out_len, 1);
     return pop(d, out, cap, out_len, 1);
 }
 
@@ -294,7 +337,7 @@ int commy_deque_pop_front_wait(commy_deque *d, void *out, size_t cap, size_t *ou
         uint32_t seen;
         int rc = commy__op_version(&seen, &d->h);
         if (rc) return rc;
-        rc = pop(d, out, cap, out_len, 1);
+        rc = commy_deque_pop_front(d, out, cap, out_len);
         if (rc != COMMY_EEMPTY) return rc;
         int32_t left = -1;
         if (timeout_ms >= 0) {

@@ -187,6 +187,20 @@ COMMY__INLINE int commy__log(commy_alloc *a, const void *p, size_t len)
     return 0;
 }
 
+/* commy__log of two 8-byte words at once: the same two entries as two
+ * commy__log(a, p, 8) calls, with one room check and one publish. */
+COMMY__INLINE int commy__log2_64(commy_alloc *a, const uint64_t *p, const uint64_t *q)
+{
+    uint64_t used = atomic_load_explicit(a->jused, memory_order_relaxed);
+    if (__builtin_expect(64 > a->jcap - used, 0)) return commy__log_full(a);
+    uint64_t e[8] = {(uint64_t)((const char *)p - a->base), 8, *p, 32, (uint64_t)((const char *)q - a->base), 8, *q, 32};
+    memcpy(a->jentries + used, e, sizeof e);
+    atomic_store_explicit(a->jused, used + sizeof e, memory_order_release);
+    /* The caller's writes must not be seen before the entries that undo them. */
+    atomic_thread_fence(memory_order_release);
+    return 0;
+}
+
 /* Logical journal entries, for a word that other processes change without
  * the lock (an integer box). The caller appends the entry, then updates the
  * word with a compare-and-swap, then marks the entry applied (ent[2] = 1).

@@ -257,6 +257,7 @@ static void test_edges(void)
     CHECK_RC(commy_deque_open(&other, a, "q", COMMY_T_I64, 0), COMMY_ETYPE);
     CHECK(strstr(commy_error_last()->message, "i32") != NULL && strstr(commy_error_last()->message, "i64") != NULL);
     int32_t x = 5;
+    uint64_t n0;
     CHECK_RC(commy_deque_push_back(d, &x, 8), COMMY_EINVAL);
     CHECK(strstr(commy_error_last()->message, "'q'") != NULL);
     CHECK_RC(commy_deque_push_back(NULL, &x, 4), COMMY_EINVAL);
@@ -270,6 +271,14 @@ static void test_edges(void)
         CHECK_OK(commy_deque_pop_front(d, &got, 4, NULL));
         CHECK(got == i - 4);
     }
+    size_t glen = 0;
+    int32_t g = -1;
+    CHECK_OK(commy_deque_pop_back(d, &g, 4, &glen));
+    CHECK(g == 39 && glen == 4);
+    CHECK_RC(commy_deque_pop_front(NULL, &g, 4, NULL), COMMY_EINVAL);
+    CHECK_RC(commy_deque_pop_front(d, &g, 3, &glen), COMMY_ETOOSMALL); /* short buffer: nothing popped */
+    CHECK_OK(commy_deque_len(&n0, d));
+    CHECK(n0 == 3);
     /* Zero-length strings; the wrong type's errors. */
     CHECK_OK(commy_deque_push_back(s, "", 0));
     CHECK_OK(commy_deque_push_front(s, NULL, 0));
@@ -294,8 +303,11 @@ static void test_batch_rollback(void)
     CHECK_OK(commy_alloc_lock(a, 0));
     int rc = COMMY_OK;
     /* Pops then pushes reuse the same ring slots: they must be restored too. */
+    /* Pops into a buffer take the lean path (head and len logged together). */
     for (int64_t i = 0; i < 5000 && rc == COMMY_OK; i++) {
-        rc = commy_deque_pop_back(d, NULL, 0, NULL);
+        int64_t got;
+        rc = commy_deque_pop_front(d, &got, 8, NULL); /* first: its entries are the ones that restore head */
+        if (rc == COMMY_OK) rc = i % 2 ? commy_deque_pop_back(d, NULL, 0, NULL) : commy_deque_pop_back(d, &got, 8, NULL);
         if (rc == COMMY_OK) rc = commy_deque_push_back(d, &(int64_t){-i}, 8);
         if (rc == COMMY_OK) rc = commy_deque_push_front(d, &(int64_t){-i}, 8);
     }
@@ -309,6 +321,18 @@ static void test_batch_rollback(void)
         CHECK_OK(commy_deque_get(d, (uint64_t)i, &got, 8, NULL));
         CHECK(got == i);
     }
+    /* A batch that begins with a lean pop_back (which logs only len). */
+    CHECK_OK(commy_alloc_lock(a, 0));
+    int64_t last = 0;
+    rc = commy_deque_pop_back(d, &last, 8, NULL);
+    CHECK(rc == COMMY_OK && last == 49);
+    for (int64_t i = 0; i < 5000 && rc == COMMY_OK; i++) rc = commy_deque_push_back(d, &i, 8);
+    CHECK_RC(rc, COMMY_EJOURNAL);
+    CHECK_RC(commy_alloc_unlock(a), COMMY_EJOURNAL);
+    CHECK_OK(commy_deque_len(&n, d));
+    CHECK(n == 50);
+    CHECK_OK(commy_deque_back(d, &last, 8, NULL));
+    CHECK(last == 49);
     /* Freed string blocks reused within the batch come back with their bytes. */
     commy_deque *s;
     REQUIRE(commy_deque_open(&s, a, "s", COMMY_T_BYTES, 0) == COMMY_OK);

@@ -1,7 +1,8 @@
 /* kill -9 in the middle of box, vec, str and deque operations.
  *
  * Each trial forks a child that runs a deterministic random sequence of
- * operations on one container of each kind and records, after each one, how
+ * operations on one container of each kind (two deques: bytes, and i64
+ * whose pops take the lean path) and records, after each one, how
  * many have completed in a small MAP_SHARED file. The parent SIGKILLs it at a
  * random moment, then checks the segment (commy_alloc_check, which also
  * rolls back the dead child's change) and that the containers equal the
@@ -50,13 +51,15 @@ struct state {
     size_t str_len;
     struct ev dq[DQ_MAX];
     size_t dq_len;
+    int64_t di[DQ_MAX]; /* a deque of a fixed-size type: its pops take the lean path */
+    size_t di_len;
 };
 
 struct handles {
     commy_box *box_i, *box_s;
     commy_vec *vs, *vi;
     commy_str *str;
-    commy_deque *dq;
+    commy_deque *dq, *di;
 };
 
 static uint64_t next(uint64_t *r)
@@ -94,7 +97,7 @@ static void del(void *arr, size_t *len, size_t at, size_t sz)
  * the parent replays exactly what the child did. Returns the commy result. */
 static int step(struct state *s, struct handles *h, uint64_t *r)
 {
-    uint64_t k = next(r) % 6, x = next(r) % 100;
+    uint64_t k = next(r) % 7, x = next(r) % 100;
     int rc = COMMY_OK;
     struct ev e;
     switch (k) {
@@ -187,6 +190,26 @@ static int step(struct state *s, struct handles *h, uint64_t *r)
             s->str_len = 0;
         }
         break;
+    case 6: {
+        int64_t v = (int64_t)next(r), got = 0;
+        size_t n = 0;
+        if (x < 25 && s->di_len < DQ_MAX) {
+            if (h) rc = commy_deque_push_back(h->di, &v, 8);
+            s->di[s->di_len++] = v;
+        } else if (x < 50 && s->di_len < DQ_MAX) {
+            if (h) rc = commy_deque_push_front(h->di, &v, 8);
+            ins(s->di, &s->di_len, 0, &v, sizeof v);
+        } else if (x < 75 && s->di_len > 0) {
+            if (h) rc = commy_deque_pop_front(h->di, &got, 8, &n);
+            if (h && rc == COMMY_OK && (n != 8 || got != s->di[0])) rc = -1000; /* popped the wrong value */
+            del(s->di, &s->di_len, 0, sizeof v);
+        } else if (s->di_len > 0) {
+            if (h) rc = commy_deque_pop_back(h->di, &got, 8, &n);
+            if (h && rc == COMMY_OK && (n != 8 || got != s->di[s->di_len - 1])) rc = -1000;
+            s->di_len--;
+        }
+        break;
+    }
     default:
         gen(&e, r);
         if (x < 25 && s->dq_len < DQ_MAX) {
@@ -233,6 +256,9 @@ static int same(const struct state *s, struct handles *h)
     if (commy_deque_len(&len, h->dq) || len != s->dq_len) return 0;
     for (size_t i = 0; i < s->dq_len; i++)
         if (commy_deque_get(h->dq, i, b, sizeof b, &n) || !same_ev(&s->dq[i], b, n)) return 0;
+    if (commy_deque_len(&len, h->di) || len != s->di_len) return 0;
+    for (size_t i = 0; i < s->di_len; i++)
+        if (commy_deque_get(h->di, i, &v, 8, NULL) || v != s->di[i]) return 0;
     return 1;
 }
 
@@ -244,6 +270,7 @@ static int open_all(struct handles *h, commy_alloc *a, uint32_t flags)
     if (!rc) rc = commy_vec_open(&h->vi, a, "vec_i", COMMY_T_I64, flags);
     if (!rc) rc = commy_str_open(&h->str, a, "str", flags);
     if (!rc) rc = commy_deque_open(&h->dq, a, "deque", COMMY_T_BYTES, flags);
+    if (!rc) rc = commy_deque_open(&h->di, a, "deque_i", COMMY_T_I64, flags);
     return rc;
 }
 
@@ -255,6 +282,7 @@ static void close_all(struct handles *h)
     commy_vec_close(h->vi);
     commy_str_close(h->str);
     commy_deque_close(h->dq);
+    commy_deque_close(h->di);
     memset(h, 0, sizeof *h);
 }
 
