@@ -193,9 +193,12 @@ COMMY__INLINE int commy__log2_64(commy_alloc *a, const uint64_t *p, const uint64
 {
     uint64_t used = atomic_load_explicit(a->jused, memory_order_relaxed);
     if (__builtin_expect(64 > a->jcap - used, 0)) return commy__log_full(a);
-    uint64_t e[8] = {(uint64_t)((const char *)p - a->base), 8, *p, 32, (uint64_t)((const char *)q - a->base), 8, *q, 32};
-    memcpy(a->jentries + used, e, sizeof e);
-    atomic_store_explicit(a->jused, used + sizeof e, memory_order_release);
+    /* Each entry: {offset, 8, old word, 32} (commy__log's format). */
+    uint64_t po = (uint64_t)((const char *)p - a->base), pv = *p, qo = (uint64_t)((const char *)q - a->base), qv = *q;
+    uint64_t *e = (uint64_t *)(void *)(a->jentries + used); /* entries are multiples of 8 from an aligned start */
+    e[0] = po, e[1] = 8, e[2] = pv, e[3] = 32;
+    e[4] = qo, e[5] = 8, e[6] = qv, e[7] = 32;
+    atomic_store_explicit(a->jused, used + 64, memory_order_release);
     /* The caller's writes must not be seen before the entries that undo them. */
     atomic_thread_fence(memory_order_release);
     return 0;
