@@ -19,6 +19,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +102,7 @@ struct commy_session {
     int ever_connected;
     int revoked;        /* closing/revoked: never reconnect */
     int free_on_exit;   /* closed from the network thread itself */
+    char tls_error[400]; /* why the server's certificate was refused, for the connect error */
     char last_error[600];
     lws_sorted_usec_list_t sul;
     outframe *qhead, *qtail;
@@ -461,6 +463,9 @@ static void schedule_reconnect(commy_session *s)
 
 static void connect_now(commy_session *s)
 {
+    pthread_mutex_lock(&s->mu);
+    s->tls_error[0] = '\0';
+    pthread_mutex_unlock(&s->mu);
     struct lws_client_connect_info ci;
     memset(&ci, 0, sizeof ci);
     ci.context = s->ctx;
@@ -532,6 +537,23 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     commy_session *s = lws_get_opaque_user_data(wsi);
     if (!s) s = lws_context_user(lws_get_context(wsi));
     switch (reason) {
+    case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
+        /* OpenSSL's verdict stands (return 0); keep its reason, since lws
+         * reports a refused certificate as an opaque "SSL err 1" */
+        if (!len && user && !s->insecure) {
+            X509_STORE_CTX *xs = user;
+            int e = X509_STORE_CTX_get_error(xs);
+            pthread_mutex_lock(&s->mu);
+            if (e == X509_V_ERR_HOSTNAME_MISMATCH || e == X509_V_ERR_IP_ADDRESS_MISMATCH)
+                snprintf(s->tls_error, sizeof s->tls_error, "the server's certificate does not name '%.200s' (put "
+                         "one of the names in its subjectAltName into the URL, or add this one to it)", s->host);
+            else
+                snprintf(s->tls_error, sizeof s->tls_error, "the server's certificate did not verify against %.200s: "
+                         "%s (at depth %d)", s->ca_file ? s->ca_file : "the system's CA store",
+                         X509_verify_cert_error_string(e), X509_STORE_CTX_get_error_depth(xs));
+            pthread_mutex_unlock(&s->mu);
+        }
+        return 0;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         pthread_mutex_lock(&s->mu);
         s->wsi = wsi;
@@ -549,8 +571,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_CLIENT_CLOSED:
         pthread_mutex_lock(&s->mu);
         if (reason == LWS_CALLBACK_CLIENT_CONNECTION_ERROR)
-            snprintf(s->last_error, sizeof s->last_error, "cannot connect to %.200s:%d: %.200s", s->host, s->port,
-                     in ? (const char *)in : "connection failed");
+            snprintf(s->last_error, sizeof s->last_error, "cannot connect to %.200s:%d: %.360s", s->host, s->port,
+                     s->tls_error[0] ? s->tls_error : in ? (const char *)in : "connection failed");
         else if (!s->last_error[0] && s->connected && silent_ms(s) >= (int64_t)s->silence_s * 500)
             /* silent for longer than the ping period (a live server answers a
              * ping at once): lws hung up after silence_timeout_s */

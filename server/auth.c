@@ -7,6 +7,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,6 +94,14 @@ int srv_auth_make_cert(const char *cert_path, const char *key_path, char *err, s
     X509_NAME *name = X509_get_subject_name(x);
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1, 0);
     X509_set_issuer_name(x, name);
+    /* the names a client checks: the printed URL says 127.0.0.1, and OpenSSL
+     * matches an IP address only against an IP subjectAltName, never the CN */
+    X509_EXTENSION *san = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1,IP:::1");
+    if (!san || !X509_add_ext(x, san, -1)) {
+        X509_EXTENSION_free(san);
+        goto out;
+    }
+    X509_EXTENSION_free(san);
     if (!X509_sign(x, pkey, EVP_sha256())) goto out;
     if (!(f = fopen(key_path, "w")) || !PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL)) goto out;
     fclose(f);

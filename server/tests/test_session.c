@@ -215,6 +215,125 @@ static void test_auth(void)
     commy_session_close(NULL);
 }
 
+/* the URL's host and the certificate's names: localhost and 127.0.0.1 are
+ * both in the test certificate; a server reached as 127.0.0.2 (same
+ * certificate) is refused with a message that says so, as is a foreign CA */
+static void test_tls_names(void)
+{
+    commy_session_options o;
+    commy_session_options_init(&o);
+    o.ca_file = cert;
+    o.reconnect = 0;
+    commy_session *s = NULL;
+    char u[80];
+    snprintf(u, sizeof u, "wss://localhost:%d", port);
+    int rc = commy_session_connect(&s, u, &o);
+    if (rc) fprintf(stderr, "localhost: %s\n", commy_error_last()->message);
+    CHECK_RC(rc, COMMY_OK);
+    commy_session_close(s);
+    s = NULL;
+    o.ca_file = "/etc/ssl/certs/ca-certificates.crt";
+    if (access(o.ca_file, R_OK) == 0) {
+        CHECK_RC(commy_session_connect(&s, url, &o), COMMY_EDISCONNECTED);
+        CHECK(strstr(commy_error_last()->message, "did not verify against /etc/ssl/certs/ca-certificates.crt") != NULL);
+    }
+    o.ca_file = cert;
+    /* a server on 127.0.0.2 with the same certificate */
+    char cfg2[700], log2[700];
+    int port2 = free_port();
+    snprintf(cfg2, sizeof cfg2, "%s/names.json", dir);
+    snprintf(log2, sizeof log2, "%s/names.log", dir);
+    FILE *f = fopen(cfg2, "w");
+    REQUIRE(f);
+    fprintf(f,
+            "{\"listen\":{\"address\":\"127.0.0.2\",\"port\":%d},\"tls\":{\"cert\":\"%s\",\"key\":\"%s/key.pem\"},"
+            "\"data_root\":\"%s/names-data\",\"tenants\":[{\"name\":\"acme\",\"auth\":{\"api_keys\":[]},"
+            "\"services\":[{\"name\":\"a\"}]}]}",
+            port2, cert, dir, dir);
+    fclose(f);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        freopen(log2, "a", stderr);
+        freopen("/dev/null", "w", stdout);
+        execl(server_bin, server_bin, "--config", cfg2, (char *)NULL);
+        _exit(127);
+    }
+    snprintf(u, sizeof u, "wss://127.0.0.2:%d", port2);
+    for (int i = 0; i < 400; i++) {
+        rc = commy_session_connect(&s, u, &o);
+        if (rc != COMMY_EDISCONNECTED || !strstr(commy_error_last()->message, "Unable to connect")) break;
+        sleep_ms(25); /* not listening yet */
+    }
+    CHECK_RC(rc, COMMY_EDISCONNECTED);
+    CHECK(strstr(commy_error_last()->message, "certificate does not name '127.0.0.2'") != NULL);
+    o.insecure_skip_verify = 1; /* the same server, names unchecked: reachable */
+    rc = commy_session_connect(&s, u, &o);
+    CHECK_RC(rc, COMMY_OK);
+    commy_session_close(s);
+    int st = 0;
+    kill(pid, SIGTERM);
+    waitpid(pid, &st, 0);
+}
+
+/* the URL commy-server --demo prints works as printed, with the host name
+ * (an IP address) checked against the certificate it made */
+static char *json_str(char *out, size_t cap, const char *line, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *p = strstr(line, pat);
+    REQUIRE(p);
+    p += strlen(pat);
+    size_t n = strcspn(p, "\"");
+    REQUIRE(n < cap);
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return out;
+}
+
+static void test_demo_url(void)
+{
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    char port_s[16], tmp[700];
+    snprintf(port_s, sizeof port_s, "%d", free_port());
+    snprintf(tmp, sizeof tmp, "%s/demo-tmp", dir);
+    mkdir(tmp, 0700);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        freopen("/dev/null", "w", stderr);
+        setenv("TMPDIR", tmp, 1);
+        execl(server_bin, server_bin, "--demo", "--port", port_s, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *in = fdopen(fds[0], "r");
+    char line[2048] = "", u[256], c[700], key[256];
+    REQUIRE(in && fgets(line, sizeof line, in));
+    json_str(u, sizeof u, line, "url");
+    json_str(c, sizeof c, line, "cert");
+    json_str(key, sizeof key, line, "api_key");
+    CHECK(strncmp(u, "wss://127.0.0.1:", 16) == 0);
+    commy_session_options o;
+    commy_session_options_init(&o);
+    o.ca_file = c;
+    o.reconnect = 0;
+    commy_session *s = NULL;
+    int rc = commy_session_connect(&s, u, &o);
+    if (rc) fprintf(stderr, "demo connect %s: %s\n", u, commy_error_last()->message);
+    CHECK_RC(rc, COMMY_OK);
+    if (s) CHECK_OK(commy_session_authenticate(s, "demo", key));
+    commy_session_close(s);
+    kill(pid, SIGTERM);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    fclose(in);
+}
+
 /* mutual TLS: a second server that requires a client certificate signed by
  * tls.client_ca (here the self-signed test certificate, which the client
  * also presents) */
@@ -1022,6 +1141,7 @@ int main(int argc, char **argv)
         {"reconnect", test_reconnect}, {"example", test_example}, {"auto_refresh", test_auto_refresh},
         {"callback_calls", test_callback_calls}, {"mtls", test_mtls},
         {"jwt", test_jwt}, {"silent_server", test_silent_server},
+        {"tls_names", test_tls_names}, {"demo_url", test_demo_url},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         int want = argc == 2;
