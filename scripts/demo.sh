@@ -101,4 +101,5 @@ if [ -x "$COMMY_BUILD/server/commy-server" ] && [ -f scripts/demo/server.sh ]; t
 fi
 
 say "done"
-echo "Everything ran in $work, removed on exit. Read on: README.md, docs/format.md, docs/python.md, docs/csharp.md."
+echo "Everything ran in $work, removed on exit. Read on: README.md, docs/c.md, docs/python.md, docs/csharp.md,"
+echo "docs/sessions.md (local and remote clients), docs/deploying.md (one server or a Redis-mirrored group), docs/format.md."
