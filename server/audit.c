@@ -39,14 +39,8 @@ void srv_audit(const char *event, const char *tenant, const char *client_id, con
 {
     cJSON *o = cJSON_CreateObject();
     if (!o) return;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
     char when[40];
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(when + n, sizeof when - n, ".%03ldZ", ts.tv_nsec / 1000000);
-    cJSON_AddStringToObject(o, "ts", when);
+    cJSON_AddStringToObject(o, "ts", srv_log_time(when, sizeof when));
     cJSON_AddStringToObject(o, "event", event);
     if (tenant && tenant[0]) cJSON_AddStringToObject(o, "tenant", tenant);
     if (client_id && client_id[0]) cJSON_AddStringToObject(o, "client_id", client_id);

@@ -139,6 +139,17 @@ static struct {
 
 /* ---- logging ---- */
 
+const char *srv_log_time(char *out, size_t cap)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, cap - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    return out;
+}
+
 void srv_log(const char *level, const char *event, const char *fmt, ...)
 {
     char text[1024];
@@ -147,14 +158,8 @@ void srv_log(const char *level, const char *event, const char *fmt, ...)
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
     cJSON *o = cJSON_CreateObject();
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
     char when[40];
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(when + n, sizeof when - n, ".%03ldZ", ts.tv_nsec / 1000000);
-    cJSON_AddStringToObject(o, "ts", when);
+    cJSON_AddStringToObject(o, "ts", srv_log_time(when, sizeof when));
     cJSON_AddStringToObject(o, "level", level);
     cJSON_AddStringToObject(o, "event", event);
     cJSON_AddStringToObject(o, "msg", text);

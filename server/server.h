@@ -111,6 +111,15 @@ int srv_config_parse(srv_config *out, const char *text, size_t len, const char *
  * tenant "demo" with a fresh API key written to *api_key_out (cap bytes). */
 int srv_config_demo(srv_config *out, char *api_key_out, size_t cap, char *err, size_t errcap);
 void srv_config_free(srv_config *c);
+/* Field helpers shared by the configuration's sections (config.c,
+ * mirror_config.c). Each returns 0, or -1 with a message naming PATH.KEY in
+ * err: srv_config_fail formats that message; srv_config_int reads an optional
+ * integer within [lo, hi] (absent keeps *dst); srv_config_str an optional or
+ * required non-empty string shorter than dcap. */
+int srv_config_fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int srv_config_int(const cJSON *obj, const char *key, const char *path, int *dst, int lo, int hi, char *err, size_t cap);
+int srv_config_str(const cJSON *obj, const char *key, const char *path, char *dst, size_t dcap, int required, char *err,
+                   size_t cap);
 const srv_tenant_conf *srv_config_tenant(const srv_config *c, const char *name);
 /* 1 if s is a tenant, service or client name: 1-63 bytes of [A-Za-z0-9_.-], no leading dot */
 int srv_config_name_ok(const char *s);
@@ -261,6 +270,8 @@ int srv_authn_offload(srv_authn *a, void (*done)(srv_authn *, void *), void *pay
 void srv_authn_stop(void);
 
 /* ---- logging (main.c) ---- */
+/* The current UTC time as "2026-01-02T03:04:05.678Z" into out (40 bytes suffice); returns out. */
+const char *srv_log_time(char *out, size_t cap);
 void srv_log(const char *level, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif
