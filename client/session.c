@@ -103,6 +103,11 @@ struct commy_session {
     int revoked;        /* closing/revoked: never reconnect */
     int free_on_exit;   /* closed from the network thread itself */
     char tls_error[400]; /* why the server's certificate was refused, for the connect error */
+    /* the connection attempt under way (network thread only): what its TLS
+     * handshake showed, to say why it failed */
+    int attempting;     /* neither established nor reported failed yet */
+    int cert_asked;     /* the server sent a CertificateRequest (mutual TLS) */
+    char tls_alert[80]; /* the fatal TLS alert the server sent, if one was read */
     char last_error[600];
     lws_sorted_usec_list_t sul;
     outframe *qhead, *qtail;
@@ -461,10 +466,40 @@ static void schedule_reconnect(commy_session *s)
     lws_sul_schedule(s->ctx, 0, &s->sul, reconnect_due, (lws_usec_t)wait * LWS_US_PER_MS);
 }
 
+/* Why the attempt under way failed, into s->last_error; s->mu held. lws_why
+ * is lws' own description. The TLS findings come first: lws reports a
+ * refusal by the server's TLS stack as "read failed", "closed before
+ * established" or not at all (see LWS_CALLBACK_WSI_DESTROY). */
+static void attempt_failed(commy_session *s, const char *lws_why)
+{
+    char why[360], alert[120] = "";
+    s->attempting = 0;
+    if (s->tls_alert[0]) snprintf(alert, sizeof alert, " (TLS alert '%s')", s->tls_alert);
+    if (s->tls_error[0])
+        snprintf(why, sizeof why, "%s", s->tls_error);
+    else if (s->cert_asked && !s->cert_file)
+        snprintf(why, sizeof why, "the server requires a client certificate (mutual TLS) and this session has none: "
+                 "set cert_file and key_file%s", alert);
+    else if (s->cert_asked && alert[0])
+        snprintf(why, sizeof why, "the server refused the client certificate cert_file '%.150s'%s: is it signed by "
+                 "a CA that the server's tls.client_ca trusts?", s->cert_file, alert);
+    else if (s->cert_asked)
+        snprintf(why, sizeof why, "the server closed the connection after asking for the client certificate (%.80s): "
+                 "is cert_file '%.150s' signed by a CA that the server's tls.client_ca trusts?", lws_why, s->cert_file);
+    else if (alert[0])
+        snprintf(why, sizeof why, "the server refused the TLS connection%s", alert);
+    else
+        snprintf(why, sizeof why, "%s", lws_why);
+    snprintf(s->last_error, sizeof s->last_error, "cannot connect to %.200s:%d: %s", s->host, s->port, why);
+}
+
 static void connect_now(commy_session *s)
 {
     pthread_mutex_lock(&s->mu);
     s->tls_error[0] = '\0';
+    s->tls_alert[0] = '\0';
+    s->cert_asked = 0;
+    s->attempting = 1;
     pthread_mutex_unlock(&s->mu);
     struct lws_client_connect_info ci;
     memset(&ci, 0, sizeof ci);
@@ -482,14 +517,13 @@ static void connect_now(commy_session *s)
     ci.userdata = s;
     ci.retry_and_idle_policy = &s->idle;
     struct lws *w = lws_client_connect_via_info(&ci);
-    if (!w) {
-        /* the failure callback has run (or the attempt never started) */
-        pthread_mutex_lock(&s->mu);
-        if (!s->last_error[0]) snprintf(s->last_error, sizeof s->last_error, "cannot connect to %.200s:%d", s->host, s->port);
+    pthread_mutex_lock(&s->mu);
+    if (!w && s->attempting) { /* else the failure callback has run and said why */
+        attempt_failed(s, "the connection could not be started");
         pthread_cond_broadcast(&s->cv);
         schedule_reconnect(s);
-        pthread_mutex_unlock(&s->mu);
     }
+    pthread_mutex_unlock(&s->mu);
 }
 
 static void on_frame(commy_session *s, const char *data, size_t len)
@@ -556,6 +590,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         pthread_mutex_lock(&s->mu);
+        s->attempting = 0;
         s->wsi = wsi;
         s->connected = 1;
         s->ever_connected = 1;
@@ -567,12 +602,24 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         pthread_cond_broadcast(&s->cv);
         pthread_mutex_unlock(&s->mu);
         break;
+    case LWS_CALLBACK_WSI_DESTROY:
+        /* lws 4.1 frees a client connection that fails after its TLS
+         * handshake but before the server answers the upgrade without
+         * LWS_CALLBACK_CLIENT_CONNECTION_ERROR when the failure is writing
+         * the upgrade request: with TLS 1.3 a server that refuses the
+         * client's certificate (or its absence) does so after the client's
+         * side of the handshake is complete, and its reset makes that write
+         * fail. Unreported, the attempt left connect waiting for its timeout
+         * and a reconnect never scheduled. */
+        if (user != s || !s->attempting) break;
+        reason = LWS_CALLBACK_CLIENT_CONNECTION_ERROR;
+        in = "closed before the server answered the WebSocket upgrade";
+        /* fall through */
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
     case LWS_CALLBACK_CLIENT_CLOSED:
         pthread_mutex_lock(&s->mu);
         if (reason == LWS_CALLBACK_CLIENT_CONNECTION_ERROR)
-            snprintf(s->last_error, sizeof s->last_error, "cannot connect to %.200s:%d: %.360s", s->host, s->port,
-                     s->tls_error[0] ? s->tls_error : in ? (const char *)in : "connection failed");
+            attempt_failed(s, in ? (const char *)in : "connection failed");
         else if (!s->last_error[0] && s->connected && silent_ms(s) >= (int64_t)s->silence_s * 500)
             /* silent for longer than the ping period (a live server answers a
              * ping at once): lws hung up after silence_timeout_s */
@@ -745,6 +792,31 @@ static const char *ssl_why(char *buf, size_t cap)
     return buf;
 }
 
+/* Which session an SSL_CTX belongs to (its ex_data slot). */
+static int ssl_ctx_slot = -1;
+static pthread_once_t ssl_ctx_slot_once = PTHREAD_ONCE_INIT;
+static void ssl_ctx_slot_init(void) { ssl_ctx_slot = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL); }
+
+/* OpenSSL's record of the handshake (network thread, inside lws): notes a
+ * request for a client certificate and a fatal alert from the server, which
+ * lws does not report, so that a refused connection can say why. */
+static void tls_msg(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl, void *arg)
+{
+    (void)version;
+    (void)arg;
+    commy_session *s = ssl_ctx_slot >= 0 ? SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ssl_ctx_slot) : NULL;
+    const unsigned char *b = buf;
+    if (!s || write_p || !len) return;
+    if (content_type == SSL3_RT_HANDSHAKE && b[0] == SSL3_MT_CERTIFICATE_REQUEST)
+        s->cert_asked = 1;
+    else if (content_type == SSL3_RT_ALERT && len >= 2 && b[0] == SSL3_AL_FATAL) {
+        const char *name = b[1] == 116 ? "certificate required" /* TLS 1.3's; OpenSSL 3.0 has no text for it */
+                                        : SSL_alert_desc_string_long(b[1]);
+        if (strcmp(name, "unknown") == 0) snprintf(s->tls_alert, sizeof s->tls_alert, "number %d", b[1]);
+        else snprintf(s->tls_alert, sizeof s->tls_alert, "%s", name);
+    }
+}
+
 /* The client TLS context, made here rather than by lws: lws 4.1 never frees
  * the SSL_CTX (and the CA store in it) that it makes for a client vhost, so
  * every session leaked one. lws borrows this one (provided_client_ssl_ctx)
@@ -757,6 +829,8 @@ static int client_tls(commy_session *s)
     SSL_CTX *c = SSL_CTX_new(TLS_client_method());
     if (!c) return commy__err(COMMY_ENOMEM, "cannot make a TLS context: %s", ssl_why(why, sizeof why));
     s->ssl_ctx = c;
+    pthread_once(&ssl_ctx_slot_once, ssl_ctx_slot_init);
+    if (ssl_ctx_slot >= 0 && SSL_CTX_set_ex_data(c, ssl_ctx_slot, s) == 1) SSL_CTX_set_msg_callback(c, tls_msg);
     SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
     SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
     if (s->ca_file ? SSL_CTX_load_verify_locations(c, s->ca_file, NULL) != 1 : SSL_CTX_set_default_verify_paths(c) != 1)
