@@ -24,7 +24,7 @@ COMMY_CS_PTR(commy_change_fn, global::System.IntPtr)
 /* commy_session_connect with the options as arguments (0 / NULL: the default). */
 int commy_cs_session_connect(commy_session **out, const char *url, uint32_t timeout_ms, const char *ca_file,
                              const char *cert_file, const char *key_file, uint32_t insecure_skip_verify,
-                             uint32_t reconnect, uint32_t reconnect_max_ms)
+                             uint32_t reconnect, uint32_t reconnect_max_ms, uint32_t silence_timeout_s)
 {
     commy_session_options o;
     commy_session_options_init(&o);
@@ -35,6 +35,7 @@ int commy_cs_session_connect(commy_session **out, const char *url, uint32_t time
     o.insecure_skip_verify = insecure_skip_verify;
     o.reconnect = reconnect;
     if (reconnect_max_ms) o.reconnect_max_ms = reconnect_max_ms;
+    if (silence_timeout_s) o.silence_timeout_s = silence_timeout_s;
     return commy_session_connect(out, url, &o);
 }
 %}

@@ -123,7 +123,8 @@ CPY_HANDLE_OUT(commy_service)
 %inline %{
 /* Connects; the options as arguments (0 / None: the library's default). */
 PyObject *py_session_connect(const char *url, unsigned int timeout_ms, const char *ca_file, const char *cert_file,
-                             const char *key_file, int insecure_skip_verify, int reconnect, unsigned int reconnect_max_ms)
+                             const char *key_file, int insecure_skip_verify, int reconnect, unsigned int reconnect_max_ms,
+                             unsigned int silence_timeout_s)
 {
     commy_session_options o;
     commy_session *s = NULL;
@@ -136,6 +137,7 @@ PyObject *py_session_connect(const char *url, unsigned int timeout_ms, const cha
     o.insecure_skip_verify = insecure_skip_verify ? 1u : 0u;
     o.reconnect = reconnect ? 1u : 0u;
     if (reconnect_max_ms) o.reconnect_max_ms = reconnect_max_ms;
+    if (silence_timeout_s) o.silence_timeout_s = silence_timeout_s;
     Py_BEGIN_ALLOW_THREADS
     rc = commy_session_connect(&s, url, &o);
     Py_END_ALLOW_THREADS

@@ -37,6 +37,12 @@ public sealed class SessionOptions
     public bool Reconnect { get; set; } = true;
     /// <summary>The longest pause between reconnect attempts (default 5 s).</summary>
     public TimeSpan? ReconnectMax { get; set; }
+    /// <summary>How long a server may send nothing, not even the answer to a
+    /// ping, before it is taken for dead: the connection drops (calls throw
+    /// <see cref="DisconnectedException"/>) and the reconnect logic runs. The
+    /// session pings after half of it. Whole seconds (rounded up), 1 s to
+    /// 65535 s; default 30 s.</summary>
+    public TimeSpan? SilenceTimeout { get; set; }
 }
 
 /// <summary>One change of a subscribed variable (<see cref="Service.Subscribe"/>).</summary>
@@ -88,7 +94,8 @@ public sealed class Session : IDisposable
         var h = new SessionHandle();
         IntPtr raw = IntPtr.Zero;
         int rc = commy.commy_cs_session_connect(&raw, url, Millis(options.Timeout), options.CaFile, options.CertFile,
-            options.KeyFile, options.InsecureSkipVerify ? 1u : 0u, options.Reconnect ? 1u : 0u, Millis(options.ReconnectMax));
+            options.KeyFile, options.InsecureSkipVerify ? 1u : 0u, options.Reconnect ? 1u : 0u, Millis(options.ReconnectMax),
+            Seconds(options.SilenceTimeout));
         if (rc < 0)
         {
             h.Dispose();
@@ -103,6 +110,13 @@ public sealed class Session : IDisposable
         if (t is not { } v) return 0;
         if (v <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(t), v, "a timeout must be positive");
         return (uint)Math.Clamp(Math.Ceiling(v.TotalMilliseconds), 1, uint.MaxValue);
+    }
+
+    private static uint Seconds(TimeSpan? t)
+    {
+        if (t is not { } v) return 0;
+        if (v <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(t), v, "a timeout must be positive");
+        return (uint)Math.Clamp(Math.Ceiling(v.TotalSeconds), 1, uint.MaxValue); // the library refuses > 65535
     }
 
     internal HandleUse Use() => new(Handle, this);

@@ -1079,26 +1079,37 @@ class Session(_Blocking):
     timeout:    seconds a request waits for its reply (None: the library's 10 s)
     reconnect:  reconnect in the background after a drop (default True), with
                 a backoff capped at reconnect_max seconds
+    silence_timeout: seconds (whole, rounded up; 1 to 65535) after which a
+                server that has sent nothing, not even the answer to a ping,
+                is taken for dead: the connection drops (DisconnectedError)
+                and the reconnect logic runs. The session pings after half
+                of it. None: the library's 30 s
 
     Subscription callbacks run on one thread of this session (not on the
     network thread and not with any commy call in progress), one at a time
     in the order the server sent the changes; they may call commy."""
 
     def __init__(self, url, *, ca_file=None, cert_file=None, key_file=None, insecure_skip_verify=False, timeout=None,
-                 reconnect=True, reconnect_max=None):
+                 reconnect=True, reconnect_max=None, silence_timeout=None):
         self._h = None
         self._events = None
         _have_sessions()
         self.url = url
         ms = 0 if timeout is None else max(1, _timeout_ms(timeout))
         rmax = 0 if reconnect_max is None else max(1, _timeout_ms(reconnect_max))
+        silence = 0
+        if silence_timeout is not None:
+            if not silence_timeout > 0:
+                raise InvalidArgumentError(_n.COMMY_EINVAL, f"silence_timeout is {silence_timeout!r}; it must be a "
+                                           "positive number of seconds (1 to 65535) or None")
+            silence = min(-int(-silence_timeout // 1), 2**32 - 1)  # whole seconds, rounded up; C checks the range
         fs = lambda p: None if p is None else _os.fspath(p)  # noqa: E731
         self._services = _weakref.WeakSet()
         self._dispatcher = None
         self._free_on_exit = False
         self._dispatch_lock = _threading.Lock()
         self._h = _n.py_session_connect(url, ms, fs(ca_file), fs(cert_file), fs(key_file), bool(insecure_skip_verify),
-                                        bool(reconnect), rmax)
+                                        bool(reconnect), rmax, silence)
         self._events = _n.py_events_new()
         _sessions.add(self)
 

@@ -2,7 +2,10 @@
 operations on every container kind, a local-mode service, subscriptions,
 remote wait_change, tokens, and the errors of the auth family."""
 
+import os
+import signal
 import threading
+import time
 import unittest
 
 import commy
@@ -319,6 +322,35 @@ class TestSession(unittest.TestCase):
             self.assertTrue(s.connected)
             m[3] = 3
             self.assertEqual((m[1], m[3]), (1, 3))
+            s.close()
+        finally:
+            own.stop()
+
+    def test_silence_timeout(self):
+        # A server that goes silent without closing (SIGSTOP) is taken for
+        # dead after silence_timeout; the error names the value in force.
+        for bad in (0, -1, 70000):
+            with self.assertRaises(commy.InvalidArgumentError):
+                commy.Session(server.url, ca_file=server.ca_file, silence_timeout=bad)
+        own = CommyServer()
+        try:
+            s = commy.Session(own.url, ca_file=own.ca_file, timeout=5, reconnect=False, silence_timeout=1.5)
+            s.authenticate("acme", CommyServer.KEY)
+            box = s.open_service("app", mode="remote").box("silent", commy.i64)
+            box.value = 3
+            os.kill(own.proc.pid, signal.SIGSTOP)
+            try:
+                for _ in range(600):  # about 2 s; 30 s only guards against a hang
+                    if not s.connected:
+                        break
+                    time.sleep(0.05)
+                self.assertFalse(s.connected)
+                with self.assertRaises(commy.DisconnectedError) as cm:
+                    box.value
+                self.assertIn("sent nothing", str(cm.exception))
+                self.assertIn("silence_timeout_s 2", str(cm.exception))  # 1.5 s, rounded up
+            finally:
+                os.kill(own.proc.pid, signal.SIGCONT)
             s.close()
         finally:
             own.stop()

@@ -163,6 +163,16 @@ public sealed class CommyServer : IDisposable
         return s;
     }
 
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int kill(int pid, int sig);
+
+    /// <summary>Stops (SIGSTOP) or continues (SIGCONT) the process: a server that goes silent without closing.</summary>
+    public void Pause(bool paused)
+    {
+        const int SIGCONT = 18, SIGSTOP = 19; // Linux
+        if (kill(_proc.Id, paused ? SIGSTOP : SIGCONT) != 0) throw new InvalidOperationException("kill failed");
+    }
+
     /// <summary>Stops the process only; <see cref="Start"/> brings it back.</summary>
     public void Kill()
     {
@@ -478,6 +488,38 @@ public class SessionTests
         m[3] = 3;
         Assert.Equal(1, m[1]);
         Assert.Equal(3, m[3]);
+    }
+
+    [Fact]
+    public void SilentServerIsTakenForDeadAfterSilenceTimeout()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() =>
+            Session.Connect(_server.Url, new SessionOptions { CaFile = _server.CaFile, SilenceTimeout = TimeSpan.Zero }));
+        Assert.Throws<InvalidArgumentException>(() =>
+            Session.Connect(_server.Url, new SessionOptions { CaFile = _server.CaFile, SilenceTimeout = TimeSpan.FromSeconds(70000) }));
+        using var own = new CommyServer();
+        using var s = Session.Connect(own.Url, new SessionOptions
+        {
+            CaFile = own.CaFile, Timeout = TimeSpan.FromSeconds(5), Reconnect = false,
+            SilenceTimeout = TimeSpan.FromMilliseconds(1500),   // rounded up to 2 s
+        });
+        s.Authenticate("acme", CommyServer.Key);
+        using Service svc = s.OpenService("app", ServiceMode.Remote);
+        using var m = svc.OpenMap<long, long>("silent");
+        m[1] = 1;
+        own.Pause(true);
+        try
+        {
+            for (int i = 0; i < 600 && s.IsConnected; i++) Thread.Sleep(50);   // about 2 s; 30 s only guards a hang
+            Assert.False(s.IsConnected);
+            var e = Assert.Throws<DisconnectedException>(() => m[1]);
+            Assert.Contains("sent nothing", e.Message);
+            Assert.Contains("silence_timeout_s 2", e.Message);
+        }
+        finally
+        {
+            own.Pause(false);
+        }
     }
 
     [Fact]
