@@ -295,7 +295,7 @@ int commy_box_set(commy_box *b, const void *val, size_t len)
         rc = fast_header(&c, b, 1);
         if (rc) return rc;
         __atomic_store_n(&c->body[0], to_word(val, (uint32_t)len), __ATOMIC_RELEASE);
-        commy__changed(c);
+        commy__changed(b->h.a, c);
         return COMMY_OK;
     }
     uint64_t sp;
@@ -412,7 +412,7 @@ int commy_box_cas(int64_t *out, commy_box *b, int64_t expected, int64_t desired)
         if (__atomic_compare_exchange_n(&c->body[0], &cur, want, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) break;
     }
     *out = expected;
-    if (cur != want) commy__changed(c);
+    if (cur != want) commy__changed(b->h.a, c);
     return COMMY_OK;
 }
 
@@ -441,6 +441,6 @@ int commy_box_fetch_add(int64_t *out, commy_box *b, int64_t delta)
         }
     }
     if (out) *out = widen(t, prev);
-    commy__changed(c);
+    commy__changed(b->h.a, c);
     return COMMY_OK;
 }

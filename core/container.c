@@ -285,14 +285,21 @@ static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct tim
     return syscall(SYS_futex, (uint32_t *)word, op, val, ts, NULL, 0);
 }
 
-void commy__version_wake(_Atomic uint32_t *word) { futex(word, FUTEX_WAKE, INT_MAX, NULL); }
-
-void commy__changed(struct commy__chdr *c)
+void commy__wake_bucket(struct commy__wait_bucket *b)
 {
-    /* seq_cst on both sides (here and in commy__op_wait) so that either the
-     * waiter sees the new version or the writer sees the waiter. */
+    /* seq_cst: a waiter that read seq before this increment either is queued
+     * on the word already (and woken below) or sees it moved when its
+     * FUTEX_WAIT compares (docs/format.md, "Change notification"). */
+    atomic_fetch_add_explicit(&b->seq, 1, memory_order_seq_cst);
+    futex(&b->seq, FUTEX_WAKE, INT_MAX, NULL);
+}
+
+void commy__changed(commy_alloc *a, struct commy__chdr *c)
+{
+    /* seq_cst on both sides (here and in commy__op_wait): either the waiter
+     * sees the new version or the writer sees the waiter's registration. */
     atomic_fetch_add_explicit(&c->version, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&c->waiters, memory_order_seq_cst) != 0) futex(&c->version, FUTEX_WAKE, INT_MAX, NULL);
+    commy__notify(a, commy__off(a, c));
 }
 
 int commy__op_version(uint32_t *out, struct commy__handle *h)
@@ -314,49 +321,64 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Registers or unregisters a waiter under the segment lock, so that a
- * concurrent commy_root_remove (which frees the header) and a crash-recovery
- * rollback never race with the count. *cur receives the version. */
-static int waiter_update(struct commy__handle *h, int delta, uint32_t *cur)
+/* 1 if h's container is still there, judged under the segment lock: the
+ * lock-free check saw it gone, which a removal that was then rolled back
+ * (or a torn read of a header being rewritten) could also show. *live
+ * receives the answer; the result is commy__begin's error, if any. */
+static int live_locked(int *live, struct commy__handle *h)
 {
     uint64_t sp;
     int rc = commy__begin(h->a, 0, &sp);
     if (rc) return rc;
-    if (delta > 0 && h->a->depth > 1)
-        return commy__end(h->a, sp,
-                          commy__err(COMMY_EBUSY, "container '%s': waiting while this thread holds the segment lock "
-                                     "(commy_alloc_lock) would keep every writer out; unlock first", h->name));
-    struct commy__chdr *c = live_header(h);
-    if (c == NULL) return commy__end(h->a, sp, removed(h));
-    if (delta > 0)
-        atomic_fetch_add_explicit(&c->waiters, 1, memory_order_seq_cst);
-    else if (atomic_load_explicit(&c->waiters, memory_order_relaxed) != 0)
-        atomic_fetch_sub_explicit(&c->waiters, 1, memory_order_seq_cst);
-    if (cur) *cur = atomic_load_explicit(&c->version, memory_order_seq_cst);
+    *live = live_header(h) != NULL;
     return commy__end(h->a, sp, COMMY_OK);
 }
 
+/* Waits until the version of h's container differs from seen. Lock-free
+ * (docs/format.md, "Change notification"): the waiter counts itself in its
+ * bucket of the segment's wait table, reads the bucket's seq, re-reads the
+ * version and sleeps on seq while nothing moved. Nothing here ever writes
+ * into a container's block, so a removal (which frees the block) can race
+ * with it freely; the futex word is in the header, which is never freed. */
 int commy__op_wait(struct commy__handle *h, uint32_t seen, int32_t timeout_ms)
 {
     int rc = check_handle(h, "wait");
     if (rc) return rc;
-    if (h->a->remote) return h->a->remote->wait(h->a->remote_ctx, h, seen, timeout_ms);
+    commy_alloc *a = h->a;
+    if (a->remote) return a->remote->wait(a->remote_ctx, h, seen, timeout_ms);
     struct commy__chdr *c = live_header(h);
     if (c == NULL) return removed(h);
     if (atomic_load_explicit(&c->version, memory_order_acquire) != seen) return COMMY_OK;
     if (timeout_ms == 0) return commy__err(COMMY_ETIMEDOUT, "container '%s' did not change", h->name);
-    if (h->a->readonly)
+    if (a->readonly)
         return commy__err(COMMY_EPERM, "container '%s': waiting registers the waiter in the segment, which needs a "
-                          "writable segment; '%s' is open read-only", h->name, h->a->path);
-    uint32_t cur;
-    rc = waiter_update(h, +1, &cur);
-    if (rc) return rc;
+                          "writable segment; '%s' is open read-only", h->name, a->path);
+    if (atomic_load_explicit(&a->owned, memory_order_relaxed) && a->owner == commy__me && commy__me != 0)
+        return commy__err(COMMY_EBUSY, "container '%s': waiting while this thread holds the segment lock "
+                          "(commy_alloc_lock) would keep every writer out; unlock first", h->name);
+    struct commy__wait_bucket *b = commy__wait_bucket_of(a, h->off);
+    atomic_fetch_add_explicit(&b->waiters, 1, memory_order_seq_cst);
     uint64_t deadline = timeout_ms > 0 ? now_ms() + (uint64_t)timeout_ms : 0;
     rc = COMMY_ETIMEDOUT;
     for (;;) {
-        /* The header stays mapped while we are registered: remove wakes us
-         * before freeing, and we re-check liveness under the lock below. */
-        cur = atomic_load_explicit(&c->version, memory_order_seq_cst);
+        /* seq first, then the version: a writer that moves the version after
+         * this read moves seq after it too, so the FUTEX_WAIT below cannot
+         * sleep through it. */
+        uint32_t s = atomic_load_explicit(&b->seq, memory_order_seq_cst);
+        uint32_t cur = atomic_load_explicit(&c->version, memory_order_seq_cst);
+        /* Judged after the version read: if the header is still this
+         * container's, the version read was its own (the block may have been
+         * freed and reused in between, which the instance check catches). */
+        if (live_header(h) == NULL) {
+            int live = 0;
+            rc = live_locked(&live, h);
+            if (rc == COMMY_OK && live) {
+                rc = COMMY_ETIMEDOUT;
+                continue;
+            }
+            if (rc == COMMY_OK) rc = COMMY_ENOTFOUND;
+            break;
+        }
         if (cur != seen) {
             rc = COMMY_OK;
             break;
@@ -370,13 +392,14 @@ int commy__op_wait(struct commy__handle *h, uint32_t seen, int32_t timeout_ms)
             ts.tv_nsec = (long)(left % 1000) * 1000000L;
             tsp = &ts;
         }
-        if (futex(&c->version, FUTEX_WAIT, seen, tsp) != 0 && errno != EAGAIN && errno != EINTR &&
-            errno != ETIMEDOUT)
+        /* Woken by a writer of any container of this bucket, by a signal or
+         * by the timeout: the loop re-reads and decides. */
+        if (futex(&b->seq, FUTEX_WAIT, s, tsp) != 0 && errno != EAGAIN && errno != EINTR && errno != ETIMEDOUT)
             break; /* unexpected: report as a timeout rather than spin */
-        if (live_header(h) == NULL) break; /* removed: the unregister below reports it */
     }
-    int urc = waiter_update(h, -1, NULL);
-    if (urc == COMMY_ENOTFOUND) return urc;
+    atomic_fetch_sub_explicit(&b->waiters, 1, memory_order_seq_cst);
+    if (rc == COMMY_ENOTFOUND) return removed(h);
+    if (rc != COMMY_OK && rc != COMMY_ETIMEDOUT) return rc; /* the lock's error, already recorded */
     if (rc == COMMY_ETIMEDOUT)
         return commy__err(COMMY_ETIMEDOUT, "container '%s' did not change within %" PRId32 " ms", h->name, timeout_ms);
     return rc;

@@ -143,17 +143,32 @@ COMMY__INLINE int commy__begin(commy_alloc *a, int write, uint64_t *sp)
     return commy__begin_slow(a, write, sp);
 }
 
+/* 1 when commy__end can take its inline path: the outermost successful
+ * operation of a writable segment that freed nothing. */
+COMMY__INLINE int commy__end_is_fast(const commy_alloc *a, int rc)
+{
+    return __builtin_expect(rc >= 0 && a->depth == 1 && a->npending == 0 && !a->readonly, 1);
+}
+
+/* commy__end's inline path: commits and unlocks. The unlock is a
+ * sequentially consistent exchange: commy__op_end relies on it being a full
+ * barrier (docs/format.md, "Change notification"). */
+COMMY__INLINE void commy__end_fast(commy_alloc *a)
+{
+    atomic_store_explicit(a->jused, 0, memory_order_release); /* the commit */
+    a->depth = 0;
+    atomic_store_explicit(&a->owned, 0, memory_order_relaxed);
+    if (atomic_exchange_explicit(a->lockw, 0, memory_order_seq_cst) & 0x80000000u) commy__lock_wake(a);
+}
+
 /* Ends an operation begun with commy__begin and returns rc. rc >= 0 commits
  * (at the outermost level); rc < 0 rolls the journal back to sp, undoing
  * everything this operation changed. Inline for the outermost successful
  * operation that freed nothing. */
 COMMY__INLINE int commy__end(commy_alloc *a, uint64_t sp, int rc)
 {
-    if (__builtin_expect(rc >= 0 && a->depth == 1 && a->npending == 0 && !a->readonly, 1)) {
-        atomic_store_explicit(a->jused, 0, memory_order_release); /* the commit */
-        a->depth = 0;
-        atomic_store_explicit(&a->owned, 0, memory_order_relaxed);
-        if (atomic_exchange_explicit(a->lockw, 0, memory_order_release) & 0x80000000u) commy__lock_wake(a);
+    if (commy__end_is_fast(a, rc)) {
+        commy__end_fast(a);
         return rc;
     }
     return commy__end_slow(a, sp, rc);
@@ -371,8 +386,8 @@ struct commy__chdr {
     uint8_t reserved0;
     uint32_t key_type;     /* element type (or key type for maps) */
     uint32_t val_type;     /* value type for maps, 0 otherwise */
-    _Atomic uint32_t version; /* change counter, the futex word waiters sleep on */
-    _Atomic uint32_t waiters; /* processes sleeping in a wait: a writer wakes only if non-zero */
+    _Atomic uint32_t version; /* change counter (waiters sleep on their wait-table bucket, not here) */
+    uint32_t reserved1;       /* 0; once the waiter count, now in the segment's wait table */
     uint64_t len;          /* elements */
     uint64_t instance;     /* random at creation: a handle checks it still names this container */
     uint64_t body[3];      /* kind-specific (offsets of arrays, capacities, seed, ...) */
@@ -416,8 +431,6 @@ void commy__handle_release(struct commy__handle *h) COMMY__HIDDEN;
 int commy__op_begin_slow(struct commy__handle *h, int write, uint64_t *sp, struct commy__chdr **out) COMMY__HIDDEN;
 /* Ends the operation with COMMY_ENOTFOUND: h's container was removed. */
 int commy__op_removed(struct commy__handle *h, uint64_t sp) COMMY__HIDDEN;
-/* FUTEX_WAKE of every waiter on a version word. */
-void commy__version_wake(_Atomic uint32_t *word) COMMY__HIDDEN;
 
 /* Begins an operation on h's container: commy__begin, then checks the
  * container still exists. *out receives its header. */
@@ -442,34 +455,84 @@ COMMY__INLINE int commy__op_begin(struct commy__handle *h, int write, uint64_t *
     return COMMY_OK;
 }
 
+/* ---- change notification: the wait table (docs/format.md, "Change notification") ----
+ * Waiters do not count themselves in the container's header (a removed
+ * container's block is freed and may be reused at once) but in a bucket of
+ * a fixed table in the segment header, which is never freed: 40 buckets of
+ * {u32 seq, u32 waiters} at header offset 192, chosen by a hash of the
+ * container's offset. A waiter sleeps on its bucket's seq word. */
+#define COMMY__WAIT_OFF 192u
+#define COMMY__WAIT_BUCKETS 40u
+
+struct commy__wait_bucket {
+    _Atomic uint32_t seq;     /* futex word: moved by every writer that found waiters */
+    _Atomic uint32_t waiters; /* threads registered in a wait on a container of this bucket */
+};
+
+/* The bucket of the container whose block is at off. */
+static inline struct commy__wait_bucket *commy__wait_bucket_of(const commy_alloc *a, uint64_t off)
+{
+    uint64_t x = (off >> 6) * UINT64_C(0x9E3779B97F4A7C15);
+    uint32_t i = (uint32_t)(((x >> 32) * COMMY__WAIT_BUCKETS) >> 32);
+    return (struct commy__wait_bucket *)(void *)(a->base + COMMY__WAIT_OFF) + i;
+}
+
+/* Moves the bucket's seq and wakes everyone asleep on it (container.c). */
+void commy__wake_bucket(struct commy__wait_bucket *b) COMMY__HIDDEN;
+
+/* The writer's half of the pairing, after it moved the version of the
+ * container at off with a sequentially consistent operation (or a full
+ * barrier since): wakes the bucket if anyone is registered in it. */
+COMMY__INLINE void commy__notify(commy_alloc *a, uint64_t off)
+{
+    struct commy__wait_bucket *b = commy__wait_bucket_of(a, off);
+    if (__builtin_expect(atomic_load_explicit(&b->waiters, memory_order_seq_cst) != 0, 0)) commy__wake_bucket(b);
+}
+
+/* After a locked instruction that is a full barrier on this machine (the
+ * unlock's exchange): what a sequentially consistent fence adds there. On
+ * x86-64 every locked instruction already drains the store buffer, so only
+ * the compiler needs telling; elsewhere a real fence. */
+#if defined(__x86_64__) || defined(__i386__)
+#define COMMY__FENCE_AFTER_XCHG() atomic_signal_fence(memory_order_seq_cst)
+#else
+#define COMMY__FENCE_AFTER_XCHG() atomic_thread_fence(memory_order_seq_cst)
+#endif
+
 /* Ends it: on success of a write that changed something (changed != 0)
- * bumps the version and wakes waiters, then commy__end. Returns rc. */
+ * bumps the version, then commy__end, then wakes waiters. Returns rc. */
 COMMY__INLINE int commy__op_end(struct commy__handle *h, uint64_t sp, int rc, int changed)
 {
     commy_alloc *a = h->a;
-    _Atomic uint32_t *word = NULL;
     /* A failed change that wrote something moves the version too: lock-free
      * readers may have seen the bytes its rollback takes back. */
-    if ((rc >= 0 && changed) ||
-        (rc < 0 && !a->readonly && atomic_load_explicit(a->jused, memory_order_relaxed) > (sp & 0xffffffffu))) {
-        struct commy__chdr *c = commy__at(a, h->off);
-        if (h->kind == COMMY_KIND_BOX) {
-            /* An inline box's version also moves without the lock. */
-            atomic_fetch_add_explicit(&c->version, 1, memory_order_seq_cst);
-        } else {
-            /* Every other kind's version moves only under the lock we hold:
-             * a plain store is enough, and saves a locked instruction. */
-            atomic_store_explicit(&c->version, atomic_load_explicit(&c->version, memory_order_relaxed) + 1,
-                                  memory_order_relaxed);
-        }
-        /* Waiters register under the lock we hold, so this read is exact. */
-        if (atomic_load_explicit(&c->waiters, memory_order_relaxed) != 0) word = &c->version;
+    if (__builtin_expect(!((rc >= 0 && changed) || (rc < 0 && !a->readonly &&
+                                                    atomic_load_explicit(a->jused, memory_order_relaxed) >
+                                                        (sp & 0xffffffffu))),
+                         0))
+        return commy__end(a, sp, rc);
+    uint64_t off = h->off;
+    struct commy__chdr *c = commy__at(a, off);
+    if (h->kind == COMMY_KIND_BOX) {
+        /* An inline box's version also moves without the lock. */
+        atomic_fetch_add_explicit(&c->version, 1, memory_order_seq_cst);
+    } else {
+        /* Every other kind's version moves only under the lock we hold: a
+         * plain store, ordered before the waiter-count load below by the
+         * unlock's exchange (or the fence), saves a locked instruction. */
+        atomic_store_explicit(&c->version, atomic_load_explicit(&c->version, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
     }
-    rc = commy__end(a, sp, rc);
-    /* Wake after unlocking, so the woken process does not run straight into
-     * our lock. A wake on a word freed meanwhile is harmless (at worst a
-     * spurious wake-up, or EFAULT if the file shrank under it). */
-    if (__builtin_expect(word != NULL, 0)) commy__version_wake(word);
+    if (commy__end_is_fast(a, rc)) {
+        commy__end_fast(a);
+        COMMY__FENCE_AFTER_XCHG();
+    } else {
+        rc = commy__end_slow(a, sp, rc); /* may keep the lock (a batch) */
+        atomic_thread_fence(memory_order_seq_cst);
+    }
+    /* After unlocking, so a woken process does not run straight into our
+     * lock. The bucket is never freed: no header is touched here. */
+    commy__notify(a, off);
     return rc;
 }
 
@@ -477,8 +540,9 @@ COMMY__INLINE int commy__op_end(struct commy__handle *h, uint64_t sp, int rc, in
 int commy__op_version(uint32_t *out, struct commy__handle *h) COMMY__HIDDEN;
 int commy__op_wait(struct commy__handle *h, uint32_t seen, int32_t timeout_ms) COMMY__HIDDEN;
 
-/* Bumps c's version and wakes waiters (inside an operation). */
-void commy__changed(struct commy__chdr *c) COMMY__HIDDEN;
+/* Bumps the version of a's container c (sequentially consistent) and wakes
+ * its waiters: for changes made without the lock, and for a removal. */
+void commy__changed(commy_alloc *a, struct commy__chdr *c) COMMY__HIDDEN;
 
 /* Header of the container at off, or NULL with COMMY_ECORRUPT if it is not one. */
 struct commy__chdr *commy__container_at(commy_alloc *a, uint64_t off) COMMY__HIDDEN;

@@ -252,8 +252,8 @@ int commy_root_remove(commy_alloc *a, const char *name)
          * can be reused, so no handle mistakes a new container for this one. */
         if (rc == 0) rc = commy__put32(a, &c->magic, 0);
         if (rc == 0) rc = commy__put64(a, &c->instance, 0);
-        /* Wake waiters now; they see the magic gone once they get the lock. */
-        if (rc == 0) commy__changed(c);
+        /* Wake waiters now: they see the magic gone (cleared above, before the version moved). */
+        if (rc == 0) commy__changed(a, c);
         if (rc == 0) rc = commy__free(a, off);
     }
     if (rc == 0) {

@@ -620,8 +620,14 @@ static int validate_header(const struct commy__header *h, uint64_t file_size, co
     return COMMY_OK;
 }
 
-/* Only a process alone with the file may do this: the word's owner is gone. */
-static void reset_lock(commy_alloc *a) { memset(&a->hdr->lock, 0, sizeof a->hdr->lock); }
+/* Only a process alone with the file may do this: the word's owner is gone,
+ * and so is every thread the wait table counts (a waiter killed while
+ * registered left its bucket one too high; this is where that ends). */
+static void reset_lock(commy_alloc *a)
+{
+    memset(&a->hdr->lock, 0, sizeof a->hdr->lock);
+    memset(a->hdr->wait, 0, sizeof a->hdr->wait);
+}
 
 void commy_alloc_options_init(commy_alloc_options *o)
 {

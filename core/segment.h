@@ -75,7 +75,7 @@ struct commy__header {
     uint64_t lock_off;               /* 120 */
     _Atomic uint64_t lock;           /* 128: owner start32 << 32 | waiters bit 31 | owner tid (segment.c) */
     uint64_t lock_reserved[7];
-    uint8_t reserved1[COMMY__PROC_OFF - 192];
+    struct commy__wait_bucket wait[COMMY__WAIT_BUCKETS]; /* 192: the wait table (container.c) */
     struct commy__proc procs[COMMY__PROC_SLOTS];  /* 512 */
     struct commy__heap_state heap;                /* 1536 */
     struct commy__quick quick;                    /* 3792 */
@@ -84,6 +84,9 @@ struct commy__header {
 };
 _Static_assert(sizeof(struct commy__header) == COMMY__HEADER_SIZE, "header is 4096 bytes");
 _Static_assert(__builtin_offsetof(struct commy__header, lock) == COMMY__LOCK_OFF, "lock offset");
+_Static_assert(__builtin_offsetof(struct commy__header, wait) == COMMY__WAIT_OFF, "wait table offset");
+_Static_assert(COMMY__WAIT_OFF + COMMY__WAIT_BUCKETS * sizeof(struct commy__wait_bucket) == COMMY__PROC_OFF,
+               "the wait table fills 192..511");
 _Static_assert(__builtin_offsetof(struct commy__header, procs) == COMMY__PROC_OFF, "process table offset");
 _Static_assert(__builtin_offsetof(struct commy__header, heap) == COMMY__HEAP_STATE_OFF, "heap state offset");
 _Static_assert(__builtin_offsetof(struct commy__header, quick) == 3792, "quick lists offset");
