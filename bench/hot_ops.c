@@ -8,9 +8,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <pthread.h>
 #define T(x) do { int rc_ = (x); if (rc_ < 0) { fprintf(stderr, "%s: %s\n", #x, commy_error_last()->message); exit(1);} } while (0)
 static uint64_t s = 88172645463325252ull;
 static uint64_t rnd(void) { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return s; }
+/* waitrt: a wait/wake round trip between two threads through two boxes,
+ * both sides' instructions counted (the futex syscalls' kernel time is not). */
+static commy_box *ping, *pong;
+static long rounds;
+static void wait_change(commy_box *bx, uint32_t *seen)
+{
+    for (;;) {
+        T(commy_box_wait(bx, *seen, 10000));
+        uint32_t now; T(commy_box_version(&now, bx));
+        if (now != *seen) { *seen = now; return; }
+    }
+}
+static void *ponger(void *arg)
+{
+    uint32_t seen = *(uint32_t *)arg;
+    for (long i = 0; i < rounds; i++) { wait_change(ping, &seen); T(commy_box_fetch_add(NULL, pong, 1)); }
+    return NULL;
+}
 int main(int argc, char **argv)
 {
     const char *op = argv[1];
@@ -47,6 +66,13 @@ int main(int argc, char **argv)
         else if (!strcmp(op, "omapget")) for (long i = 0; i < n; i++) { int64_t key = (int64_t)(rnd() % pre) * 7919; T(commy_omap_get(om, &key, 8, &y, 8, &len)); }
         else if (!strcmp(op, "omapput")) for (long i = 0; i < n; i++) { int64_t key = (int64_t)(rnd() % pre) * 7919; T(commy_omap_put(om, &key, 8, &x, 8)); }
         else if (!strcmp(op, "boxadd")) for (long i = 0; i < n; i++) T(commy_box_fetch_add(NULL, b, 1));
+        else if (!strcmp(op, "waitrt")) {
+            T(commy_box_open(&ping, a, "ping", COMMY_T_I64, 0)); T(commy_box_open(&pong, a, "pong", COMMY_T_I64, 0));
+            uint32_t sping, spong; T(commy_box_version(&sping, ping)); T(commy_box_version(&spong, pong));
+            rounds = n; pthread_t th; if (pthread_create(&th, NULL, ponger, &sping)) exit(1);
+            for (long i = 0; i < n; i++) { T(commy_box_fetch_add(NULL, ping, 1)); wait_change(pong, &spong); }
+            pthread_join(th, NULL); commy_box_close(ping); commy_box_close(pong);
+        }
         else { fprintf(stderr, "unknown op\n"); return 2; }
     }
     commy_vec_close(v); commy_deque_close(d); commy_map_close(m); commy_omap_close(om); commy_box_close(b);

@@ -285,6 +285,13 @@ static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct tim
     return syscall(SYS_futex, (uint32_t *)word, op, val, ts, NULL, 0);
 }
 
+/* FUTEX_WAIT on word while it holds val, until the absolute CLOCK_MONOTONIC
+ * time *until (NULL: no limit). */
+static long futex_wait_until(_Atomic uint32_t *word, uint32_t val, const struct timespec *until)
+{
+    return syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET, val, until, NULL, FUTEX_BITSET_MATCH_ANY);
+}
+
 void commy__wake_bucket(struct commy__wait_bucket *b)
 {
     /* seq_cst: a waiter that read seq before this increment either is queued
@@ -292,14 +299,6 @@ void commy__wake_bucket(struct commy__wait_bucket *b)
      * FUTEX_WAIT compares (docs/format.md, "Change notification"). */
     atomic_fetch_add_explicit(&b->seq, 1, memory_order_seq_cst);
     futex(&b->seq, FUTEX_WAKE, INT_MAX, NULL);
-}
-
-void commy__changed(commy_alloc *a, struct commy__chdr *c)
-{
-    /* seq_cst on both sides (here and in commy__op_wait): either the waiter
-     * sees the new version or the writer sees the waiter's registration. */
-    atomic_fetch_add_explicit(&c->version, 1, memory_order_seq_cst);
-    commy__notify(a, commy__off(a, c));
 }
 
 int commy__op_version(uint32_t *out, struct commy__handle *h)
@@ -312,13 +311,6 @@ int commy__op_version(uint32_t *out, struct commy__handle *h)
     if (c == NULL) return removed(h);
     *out = atomic_load_explicit(&c->version, memory_order_acquire);
     return COMMY_OK;
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* 1 if h's container is still there, judged under the segment lock: the
@@ -358,7 +350,18 @@ int commy__op_wait(struct commy__handle *h, uint32_t seen, int32_t timeout_ms)
                           "(commy_alloc_lock) would keep every writer out; unlock first", h->name);
     struct commy__wait_bucket *b = commy__wait_bucket_of(a, h->off);
     atomic_fetch_add_explicit(&b->waiters, 1, memory_order_seq_cst);
-    uint64_t deadline = timeout_ms > 0 ? now_ms() + (uint64_t)timeout_ms : 0;
+    /* An absolute CLOCK_MONOTONIC deadline (FUTEX_WAIT_BITSET takes one): one
+     * clock read per wait, and wake-ups for other containers of the bucket
+     * do not stretch the timeout. */
+    struct timespec dl, *dlp = NULL;
+    if (timeout_ms > 0) {
+        clock_gettime(CLOCK_MONOTONIC, &dl);
+        dl.tv_sec += timeout_ms / 1000;
+        dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (dl.tv_nsec >= 1000000000L) dl.tv_sec++, dl.tv_nsec -= 1000000000L;
+        dlp = &dl;
+    }
+    int expired = 0;
     rc = COMMY_ETIMEDOUT;
     for (;;) {
         /* seq first, then the version: a writer that moves the version after
@@ -383,19 +386,13 @@ int commy__op_wait(struct commy__handle *h, uint32_t seen, int32_t timeout_ms)
             rc = COMMY_OK;
             break;
         }
-        struct timespec ts, *tsp = NULL;
-        if (timeout_ms > 0) {
-            uint64_t now = now_ms();
-            if (now >= deadline) break;
-            uint64_t left = deadline - now;
-            ts.tv_sec = (time_t)(left / 1000);
-            ts.tv_nsec = (long)(left % 1000) * 1000000L;
-            tsp = &ts;
-        }
+        if (expired) break;
         /* Woken by a writer of any container of this bucket, by a signal or
-         * by the timeout: the loop re-reads and decides. */
-        if (futex(&b->seq, FUTEX_WAIT, s, tsp) != 0 && errno != EAGAIN && errno != EINTR && errno != ETIMEDOUT)
-            break; /* unexpected: report as a timeout rather than spin */
+         * by the deadline: the loop re-reads and decides. */
+        if (futex_wait_until(&b->seq, s, dlp) != 0) {
+            if (errno == ETIMEDOUT) expired = 1; /* one last look first */
+            else if (errno != EAGAIN && errno != EINTR) break; /* unexpected: report as a timeout rather than spin */
+        }
     }
     atomic_fetch_sub_explicit(&b->waiters, 1, memory_order_seq_cst);
     if (rc == COMMY_ENOTFOUND) return removed(h);

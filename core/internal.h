@@ -540,9 +540,15 @@ COMMY__INLINE int commy__op_end(struct commy__handle *h, uint64_t sp, int rc, in
 int commy__op_version(uint32_t *out, struct commy__handle *h) COMMY__HIDDEN;
 int commy__op_wait(struct commy__handle *h, uint32_t seen, int32_t timeout_ms) COMMY__HIDDEN;
 
-/* Bumps the version of a's container c (sequentially consistent) and wakes
- * its waiters: for changes made without the lock, and for a removal. */
-void commy__changed(commy_alloc *a, struct commy__chdr *c) COMMY__HIDDEN;
+/* Bumps the version of a's container c and wakes its waiters: for changes
+ * made without the lock, and for a removal. seq_cst on both sides (here and
+ * in commy__op_wait): either the waiter sees the new version or the writer
+ * sees the waiter's registration. */
+COMMY__INLINE void commy__changed(commy_alloc *a, struct commy__chdr *c)
+{
+    atomic_fetch_add_explicit(&c->version, 1, memory_order_seq_cst);
+    commy__notify(a, commy__off(a, c));
+}
 
 /* Header of the container at off, or NULL with COMMY_ECORRUPT if it is not one. */
 struct commy__chdr *commy__container_at(commy_alloc *a, uint64_t off) COMMY__HIDDEN;
