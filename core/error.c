@@ -64,6 +64,7 @@ const char *commy_strerror(int code)
     case COMMY_EFORBIDDEN: return "operation not permitted by the token's scopes";
     case COMMY_EDISCONNECTED: return "not connected to the server";
     case COMMY_ELOCKED: return "locked out after too many failed logins";
+    case COMMY_ERETIRED: return "the segment was retired: its service moved to a new file";
     default: return "unknown error";
     }
 }

@@ -39,6 +39,7 @@
 #define COMMY_EFORBIDDEN -27    /* the token's permissions do not allow the operation */
 #define COMMY_EDISCONNECTED -28 /* the session has no connection to the server (it may be reconnecting) */
 #define COMMY_ELOCKED -29       /* too many failed logins: the credentials are locked out for a while */
+#define COMMY_ERETIRED -30      /* a write to a segment retired by its server (the service moved to a new file) */
 
 /* The last failure on the calling thread. */
 typedef struct commy_error {

@@ -39,6 +39,7 @@ public static class ErrorCode
     public const int Forbidden = -27;
     public const int Disconnected = -28;
     public const int Locked = -29;
+    public const int Retired = -30;
 }
 
 /// <summary>Base of every error commy raises. <see cref="Code"/> is the C
@@ -85,6 +86,7 @@ public class CommyException : Exception
         ErrorCode.Forbidden => new ForbiddenException(code, message),
         ErrorCode.Disconnected => new DisconnectedException(code, message),
         ErrorCode.Locked => new LockedOutException(code, message),
+        ErrorCode.Retired => new RetiredException(code, message),
         _ => new CommyException(code, message),
     };
 }
@@ -146,6 +148,9 @@ public sealed class LockedOutException : AuthException { public LockedOutExcepti
 public sealed class ForbiddenException : CommyException { public ForbiddenException(int c, string m) : base(c, m) { } }
 /// <summary>The session has no connection to the server; it may be reconnecting (COMMY_EDISCONNECTED).</summary>
 public sealed class DisconnectedException : CommyException { public DisconnectedException(int c, string m) : base(c, m) { } }
+/// <summary>A write to a segment its server retired: the service moved to a new file (COMMY_ERETIRED). A session in local mode
+/// retries such writes in the new file itself; this reaches the caller only when it could not (no session, or no new file in time).</summary>
+public sealed class RetiredException : CommyException { public RetiredException(int c, string m) : base(c, m) { } }
 /// <summary>A frame broke the protocol (COMMY_EPROTO).</summary>
 public sealed class ProtocolException : CommyException { public ProtocolException(int c, string m) : base(c, m) { } }
 /// <summary>The server does not know the operation (COMMY_EUNKNOWNOP).</summary>

@@ -185,6 +185,13 @@ class DisconnectedError(Error, ConnectionError):
         Error.__init__(self, code, message)
 
 
+class RetiredError(Error):
+    """COMMY_ERETIRED: a write to a segment its server retired (the service
+    moved to a new file). A session in local mode retries such writes in the
+    new file itself; this is raised only when it could not (no session, or
+    the new file did not arrive in time)."""
+
+
 class ProtocolError(Error):
     """COMMY_EPROTO: a frame that breaks the protocol."""
 
@@ -210,7 +217,8 @@ _ERRORS = {
 for _name, _cls in (("COMMY_EAUTH", AuthError), ("COMMY_EEXPIRED", ExpiredError), ("COMMY_ELOCKED", LockedOutError),
                     ("COMMY_EFORBIDDEN", ForbiddenError),
                     ("COMMY_EDISCONNECTED", DisconnectedError), ("COMMY_EPROTO", ProtocolError),
-                    ("COMMY_EUNKNOWNOP", UnknownOperationError), ("COMMY_ETOOBIG", MessageTooBigError)):
+                    ("COMMY_EUNKNOWNOP", UnknownOperationError), ("COMMY_ETOOBIG", MessageTooBigError),
+                    ("COMMY_ERETIRED", RetiredError)):
     if hasattr(_n, _name):  # a build without sessions may predate these codes
         _ERRORS[getattr(_n, _name)] = _cls
 _n._register_errors(Error, _ERRORS)

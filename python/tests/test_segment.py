@@ -28,6 +28,7 @@ class TestErrors(unittest.TestCase):
             native.COMMY_EIO: (commy.IOFailure, OSError),
             native.COMMY_ECONCURRENT: (commy.ConcurrentModificationError, RuntimeError),
             native.COMMY_EJOURNAL: (commy.JournalFullError, commy.Error),
+            native.COMMY_ERETIRED: (commy.RetiredError, commy.Error),
         }
         for code, (cls, also) in expect.items():
             with self.assertRaises(cls) as cm:
