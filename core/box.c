@@ -7,6 +7,7 @@
  * body[0..1]. A blob of more than 8 bytes lives in its own block whose offset
  * is body[0]. */
 #include "internal.h"
+#include "segment.h" /* the process table's in-flight counts */
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -198,6 +199,49 @@ static int fast_header(struct commy__chdr **out, commy_box *b, int write)
     return COMMY_OK;
 }
 
+/* An unlocked write on a retired segment must not happen (docs/format.md,
+ * "Retirement"). A write first counts itself in this process's in-flight
+ * slot (when the segment tracks them: a session's, the server's), then reads
+ * the mark: the retirer sets the mark, then waits for the counts to drain,
+ * so either this write sees the mark or the retirer sees this write
+ * counted and copies only after it is done (seq_cst on both sides). A
+ * segment that does not track pays one load. */
+struct fast_write {
+    struct commy__chdr *c;
+    _Atomic uint64_t *inflight; /* NULL: not counted */
+};
+
+static int fast_write_begin(struct fast_write *w, commy_box *b)
+{
+    for (;;) {
+        int rc = fast_header(&w->c, b, 1);
+        if (rc) return rc;
+        commy_alloc *a = b->h.a;
+        w->inflight = NULL;
+        if (__builtin_expect(a->track_inflight, 0) && a->slot >= 0) {
+            w->inflight = &a->hdr->procs[a->slot].inflight;
+            atomic_fetch_add_explicit(w->inflight, 1, memory_order_seq_cst);
+        }
+        if (__builtin_expect(atomic_load_explicit(a->retiredw, memory_order_seq_cst) == 0, 1)) return COMMY_OK;
+        if (w->inflight) atomic_fetch_sub_explicit(w->inflight, 1, memory_order_release);
+        /* Retired: wait for the session's new file and write there (fast_header follows). */
+        if ((rc = commy__retired_wait(a)) != COMMY_OK) return rc;
+    }
+}
+
+/* 1 if an unlocked write on a (fast_header checked) must take the counted
+ * way: the segment counts them, or is retired. One load in the usual case. */
+static inline int fast_write_counted(const commy_alloc *a)
+{
+    return __builtin_expect(atomic_load_explicit(a->fast_gate, memory_order_relaxed) != 0, 0);
+}
+
+/* The write is done: the retirer may copy it. */
+static inline void fast_write_end(const struct fast_write *w)
+{
+    if (w->inflight) atomic_fetch_sub_explicit(w->inflight, 1, memory_order_release);
+}
+
 /* The inline word of a value of type t (val has the type's size). */
 static uint64_t to_word(const void *val, uint32_t size)
 {
@@ -291,11 +335,14 @@ int commy_box_set(commy_box *b, const void *val, size_t len)
     commy_alloc *a = b->h.a;
     commy_type t = b->h.ktype;
     if (box_class(t) == BOX_INLINE && !in_batch(a)) {
-        struct commy__chdr *c;
-        rc = fast_header(&c, b, 1);
+        struct fast_write w;
+        rc = fast_header(&w.c, b, 1);
         if (rc) return rc;
-        __atomic_store_n(&c->body[0], to_word(val, (uint32_t)len), __ATOMIC_RELEASE);
-        commy__changed(b->h.a, c);
+        w.inflight = NULL;
+        if (fast_write_counted(b->h.a) && (rc = fast_write_begin(&w, b)) != COMMY_OK) return rc;
+        __atomic_store_n(&w.c->body[0], to_word(val, (uint32_t)len), __ATOMIC_RELEASE);
+        fast_write_end(&w);
+        commy__changed(b->h.a, w.c);
         return COMMY_OK;
     }
     uint64_t sp;
@@ -388,44 +435,25 @@ static int locked_update(int64_t *out, commy_box *b, int add, int64_t delta, int
     return commy__op_end(&b->h, sp, rc, changed && rc == 0);
 }
 
-int commy_box_cas(int64_t *out, commy_box *b, int64_t expected, int64_t desired)
+/* The unlocked cas of an inline integer box on c. */
+static inline void cas_word(int64_t *out, commy_box *b, struct commy__chdr *c, int64_t expected, uint64_t want)
 {
-    if (out == NULL) return commy__err(COMMY_EINVAL, "commy_box_cas: out is NULL");
-    COMMY__CHECK_HANDLE(b);
-    COMMY__REMOTE(&b->h, .op = COMMY__ROP_CAS, .i1 = expected, .i2 = desired, .out_i64 = out);
-    int rc = int_box(b, "commy_box_cas");
-    if (rc) return rc;
-    uint64_t want = 0;
-    rc = narrow(&want, b, desired, "desired value");
-    if (rc) return rc;
-    if (in_batch(b->h.a)) return locked_update(out, b, 0, 0, expected, want);
-    struct commy__chdr *c;
-    rc = fast_header(&c, b, 1);
-    if (rc) return rc;
     commy_type t = b->h.ktype;
     uint64_t cur = __atomic_load_n(&c->body[0], __ATOMIC_ACQUIRE);
     for (;;) {
         if (widen(t, cur) != expected) {
             *out = widen(t, cur);
-            return COMMY_OK;
+            return;
         }
         if (__atomic_compare_exchange_n(&c->body[0], &cur, want, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) break;
     }
     *out = expected;
     if (cur != want) commy__changed(b->h.a, c);
-    return COMMY_OK;
 }
 
-int commy_box_fetch_add(int64_t *out, commy_box *b, int64_t delta)
+/* The unlocked fetch_add of an inline integer box on c. */
+static inline void fetch_add_word(int64_t *out, commy_box *b, struct commy__chdr *c, int64_t delta)
 {
-    COMMY__CHECK_HANDLE(b);
-    COMMY__REMOTE(&b->h, .op = COMMY__ROP_FETCH_ADD, .i1 = delta, .out_i64 = out);
-    int rc = int_box(b, "commy_box_fetch_add");
-    if (rc) return rc;
-    if (in_batch(b->h.a)) return locked_update(out, b, 1, delta, 0, 0);
-    struct commy__chdr *c;
-    rc = fast_header(&c, b, 1);
-    if (rc) return rc;
     commy_type t = b->h.ktype;
     uint32_t bits = 8 * commy_type_size(t);
     uint64_t prev;
@@ -442,5 +470,60 @@ int commy_box_fetch_add(int64_t *out, commy_box *b, int64_t delta)
     }
     if (out) *out = widen(t, prev);
     commy__changed(b->h.a, c);
+}
+
+/* cas and fetch_add on a segment that counts its unlocked writes (or is
+ * retired): counted, or retried in the new file (fast_write_begin). */
+static __attribute__((noinline)) int cas_counted(int64_t *out, commy_box *b, int64_t expected, uint64_t want)
+{
+    struct fast_write w;
+    int rc = fast_write_begin(&w, b);
+    if (rc) return rc;
+    cas_word(out, b, w.c, expected, want);
+    fast_write_end(&w);
+    return COMMY_OK;
+}
+
+static __attribute__((noinline)) int fetch_add_counted(int64_t *out, commy_box *b, int64_t delta)
+{
+    struct fast_write w;
+    int rc = fast_write_begin(&w, b);
+    if (rc) return rc;
+    fetch_add_word(out, b, w.c, delta);
+    fast_write_end(&w);
+    return COMMY_OK;
+}
+
+int commy_box_cas(int64_t *out, commy_box *b, int64_t expected, int64_t desired)
+{
+    if (out == NULL) return commy__err(COMMY_EINVAL, "commy_box_cas: out is NULL");
+    COMMY__CHECK_HANDLE(b);
+    COMMY__REMOTE(&b->h, .op = COMMY__ROP_CAS, .i1 = expected, .i2 = desired, .out_i64 = out);
+    int rc = int_box(b, "commy_box_cas");
+    if (rc) return rc;
+    uint64_t want = 0;
+    rc = narrow(&want, b, desired, "desired value");
+    if (rc) return rc;
+    if (in_batch(b->h.a)) return locked_update(out, b, 0, 0, expected, want);
+    struct commy__chdr *c;
+    rc = fast_header(&c, b, 1);
+    if (rc) return rc;
+    if (fast_write_counted(b->h.a)) return cas_counted(out, b, expected, want);
+    cas_word(out, b, c, expected, want);
+    return COMMY_OK;
+}
+
+int commy_box_fetch_add(int64_t *out, commy_box *b, int64_t delta)
+{
+    COMMY__CHECK_HANDLE(b);
+    COMMY__REMOTE(&b->h, .op = COMMY__ROP_FETCH_ADD, .i1 = delta, .out_i64 = out);
+    int rc = int_box(b, "commy_box_fetch_add");
+    if (rc) return rc;
+    if (in_batch(b->h.a)) return locked_update(out, b, 1, delta, 0, 0);
+    struct commy__chdr *c;
+    rc = fast_header(&c, b, 1);
+    if (rc) return rc;
+    if (fast_write_counted(b->h.a)) return fetch_add_counted(out, b, delta);
+    fetch_add_word(out, b, c, delta);
     return COMMY_OK;
 }

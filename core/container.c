@@ -127,13 +127,29 @@ static int remote_open(struct commy__handle *h, commy_alloc *a, const char *name
     return COMMY_OK;
 }
 
+static int handle_open(struct commy__handle *h, commy_alloc *a, const char *name, uint32_t kind, commy_type kt,
+                       commy_type vt, uint32_t flags, const struct commy__kind_ops *ops);
+
 int commy__handle_open(struct commy__handle *h, commy_alloc *a, const char *name, uint32_t kind, commy_type kt,
                        commy_type vt, uint32_t flags)
 {
     const struct commy__kind_ops *ops = NULL;
     int rc = check_open_args(&ops, a, kind, kt, vt, flags);
     if (rc) return rc;
-    for (commy_alloc *nx; (nx = atomic_load_explicit(&a->forward, memory_order_acquire)) != NULL;) a = nx;
+    for (;;) {
+        for (commy_alloc *nx; (nx = atomic_load_explicit(&a->forward, memory_order_acquire)) != NULL;) a = nx;
+        rc = handle_open(h, a, name, kind, kt, vt, flags, ops);
+        /* Creating a root in a retired file: in the new one, once mapped. */
+        if (rc != COMMY_ERETIRED || (atomic_load_explicit(&a->owned, memory_order_relaxed) && a->owner == commy__me))
+            return rc;
+        if ((rc = commy__retired_wait(a)) != COMMY_OK) return rc;
+    }
+}
+
+static int handle_open(struct commy__handle *h, commy_alloc *a, const char *name, uint32_t kind, commy_type kt,
+                       commy_type vt, uint32_t flags, const struct commy__kind_ops *ops)
+{
+    int rc;
     if (!kind_has_value(kind)) vt = COMMY_T_ANY;
     if (a->remote) return remote_open(h, a, name, kind, kt, vt, flags);
     uint64_t sp;
@@ -160,6 +176,9 @@ int commy__handle_open(struct commy__handle *h, commy_alloc *a, const char *name
             rc = commy__err(COMMY_ENOTFOUND, "root '%s' does not exist in segment '%s'", name, a->path);
         } else if (a->readonly) {
             rc = commy__err(COMMY_EPERM, "root '%s' does not exist and segment '%s' is open read-only", name, a->path);
+        } else if (commy__alloc_retired(a)) {
+            rc = commy__err(COMMY_ERETIRED, "root '%s' cannot be created: segment '%s' was retired by its server "
+                            "(the service moved to a new file)", name, a->path);
         } else {
             /* Create: every step is journaled or in fresh blocks, so a failure
              * (or a crash) anywhere leaves no half-made root behind. */
@@ -267,9 +286,19 @@ int commy__handle_follow(struct commy__handle *h)
 
 int commy__op_begin_slow(struct commy__handle *h, int write, uint64_t *sp, struct commy__chdr **out)
 {
-    int rc = check_handle(h, "operation");
-    if (rc) return rc;
-    rc = commy__begin(h->a, write, sp);
+    int rc;
+    for (;;) {
+        rc = check_handle(h, "operation");
+        if (rc) return rc;
+        rc = commy__begin(h->a, write, sp);
+        if (rc != COMMY_ERETIRED) break;
+        /* The server retired the file: wait for the session to map the new
+         * one, follow it (check_handle) and begin again there. Not inside
+         * this thread's own batch: the batch cannot move files half-way. */
+        commy_alloc *a = h->a;
+        if (atomic_load_explicit(&a->owned, memory_order_relaxed) && a->owner == commy__me) return rc;
+        if ((rc = commy__retired_wait(a)) != COMMY_OK) return rc;
+    }
     if (rc) return rc;
     struct commy__chdr *c = live_header(h);
     if (c == NULL) return commy__end(h->a, *sp, removed(h));

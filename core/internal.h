@@ -85,6 +85,19 @@ struct commy_alloc {
      * that replaced this one. Handles re-resolve their root there. */
     _Atomic(commy_alloc *) forward;
     atomic_uint forwarded_refs; /* references left here by handles that moved on */
+    _Atomic uint32_t forward_seq; /* process-private futex: moves when forward is set */
+    /* Retirement (docs/format.md, "Retirement"): the header's mark, cached. */
+    _Atomic uint64_t *retiredw;
+    /* A write that meets the mark waits up to this long for forward (a
+     * session in local mode sets it), then retries there; 0: COMMY_ERETIRED
+     * at once. */
+    _Atomic uint32_t retire_wait_ms;
+    /* Lock-free box writes count themselves in this process's slot
+     * (inflight) so that a retirer can wait for the ones in progress. */
+    int track_inflight;
+    /* The box's unlocked writes go the inline way only while *fast_gate is 0:
+     * the header's mark, or a constant 1 when they must count themselves. */
+    const _Atomic uint64_t *fast_gate;
 };
 
 /* Address of offset off (no check). */
@@ -106,7 +119,28 @@ extern _Thread_local uint64_t commy__me COMMY__HIDDEN;
 int commy__begin_slow(commy_alloc *a, int write, uint64_t *sp) COMMY__HIDDEN;
 int commy__end_slow(commy_alloc *a, uint64_t sp, int rc) COMMY__HIDDEN;
 /* After taking the lock over a non-empty journal: rolls it back, or lets go. */
-int commy__begin_recover(commy_alloc *a, uint64_t *sp) COMMY__HIDDEN;
+int commy__begin_recover(commy_alloc *a, int write, uint64_t *sp) COMMY__HIDDEN;
+/* After taking the lock for a write on a retired segment: lets go and
+ * returns COMMY_ERETIRED. */
+int commy__begin_refuse_retired(commy_alloc *a) COMMY__HIDDEN;
+/* A write met the retired mark: waits (a->retire_wait_ms) until a has a
+ * forward or the mark is cleared, COMMY_OK meaning "retry" (following the
+ * forward); COMMY_ERETIRED (or COMMY_ECLOSED) when there is nothing to retry in. */
+int commy__retired_wait(commy_alloc *a) COMMY__HIDDEN;
+/* The server's side of a rotation (docs/format.md, "Retirement"): with the
+ * lock held by this thread, sets the mark, then waits until no process has a
+ * lock-free write in flight. COMMY_EBUSY (mark cleared again) if one is
+ * still in flight after timeout_ms. */
+int commy__alloc_retire(commy_alloc *a, uint32_t timeout_ms) COMMY__HIDDEN;
+/* Clears a mark left by a retirer that died before it finished (the server
+ * at start, before anyone else has the file). */
+void commy__alloc_unretire(commy_alloc *a) COMMY__HIDDEN;
+/* 1 if the segment is retired. */
+int commy__alloc_retired(const commy_alloc *a) COMMY__HIDDEN;
+/* Local mode: writes that meet the mark wait up to wait_ms for the session
+ * to forward a (0: fail at once, and wake those waiting); lock-free box
+ * writes count themselves in flight. */
+void commy__alloc_set_rotatable(commy_alloc *a, uint32_t wait_ms) COMMY__HIDDEN;
 /* Wakes one thread asleep on the lock word. */
 void commy__lock_wake(commy_alloc *a) COMMY__HIDDEN;
 
@@ -136,7 +170,11 @@ COMMY__INLINE int commy__begin(commy_alloc *a, int write, uint64_t *sp)
         if (size <= a->map_size) a->size = size;
         /* A non-empty journal means the previous holder died mid-change. */
         if (__builtin_expect(atomic_load_explicit(a->jused, memory_order_relaxed) != 0, 0))
-            return commy__begin_recover(a, sp);
+            return commy__begin_recover(a, write, sp);
+        /* A retired segment takes no write (the mark was set under the lock
+         * we now hold: a plain load on the lock's own line sees it). */
+        if (write && __builtin_expect(atomic_load_explicit(a->retiredw, memory_order_relaxed) != 0, 0))
+            return commy__begin_refuse_retired(a);
         *sp = 0;
         return COMMY_OK;
     }
@@ -443,7 +481,8 @@ COMMY__INLINE int commy__op_begin(struct commy__handle *h, int write, uint64_t *
         return commy__op_begin_slow(h, write, sp, out);
     commy_alloc *a = h->a;
     int rc = commy__begin(a, write, sp);
-    if (rc) return rc;
+    /* A retired segment: the slow path waits for the new file and retries. */
+    if (__builtin_expect(rc != 0, 0)) return rc == COMMY_ERETIRED ? commy__op_begin_slow(h, write, sp, out) : rc;
     /* The offset was inside the heap when the handle opened and the heap's
      * start never moves: only the end (the file may have shrunk) needs a check. */
     struct commy__chdr *c = commy__at(a, h->off);

@@ -43,11 +43,6 @@ int commy__remote_call(struct commy__handle *h, struct commy__rop *op)
     return a->remote->call(a->remote_ctx, h, op);
 }
 
-void commy__alloc_forward(commy_alloc *from, commy_alloc *to)
-{
-    atomic_store_explicit(&from->forward, to, memory_order_release);
-}
-
 void commy__alloc_forget_forwarded(commy_alloc *a)
 {
     unsigned n = atomic_exchange(&a->forwarded_refs, 0);

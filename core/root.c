@@ -230,7 +230,15 @@ int commy_root_remove(commy_alloc *a, const char *name)
     int rc = name_check(name);
     if (rc) return rc;
     uint64_t sp;
-    rc = commy__begin(a, 1, &sp);
+    /* A session's service after a rotation: remove it from the newest file
+     * (waiting for it if the server just retired this one). */
+    for (;;) {
+        for (commy_alloc *nx; (nx = atomic_load_explicit(&a->forward, memory_order_acquire)) != NULL;) a = nx;
+        rc = commy__begin(a, 1, &sp);
+        if (rc != COMMY_ERETIRED || (atomic_load_explicit(&a->owned, memory_order_relaxed) && a->owner == commy__me))
+            break;
+        if ((rc = commy__retired_wait(a)) != COMMY_OK) return rc;
+    }
     if (rc) return rc;
     struct root_dir *d = dir_get(a, &rc);
     int64_t i = d ? dir_find(d, name) : -1;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,6 +119,7 @@ static int claim_slot(commy_alloc *a)
         if (atomic_compare_exchange_strong(&s->pid, &zero, me)) {
             s->start_time = st;
             atomic_store(&s->heartbeat_ms, 0);
+            atomic_store(&s->inflight, 0); /* a dead predecessor's count means nothing */
             atomic_store(&s->state, 1);
             a->slot = (int)i;
             return COMMY_OK;
@@ -226,6 +228,8 @@ static void cache_journal(commy_alloc *a)
     a->lockw = (_Atomic uint64_t *)&a->hdr->lock;
     a->recov = &a->hdr->recoveries;
     a->hsize = &a->hdr->size;
+    a->retiredw = &a->hdr->retired;
+    if (!a->track_inflight) a->fast_gate = a->retiredw;
 }
 
 int commy__put(commy_alloc *a, void *dst, const void *src, size_t len)
@@ -475,7 +479,7 @@ static inline uint64_t savepoint(const commy_alloc *a)
     return atomic_load_explicit(a->jused, memory_order_relaxed) | ((uint64_t)a->npending << 32);
 }
 
-int commy__begin_recover(commy_alloc *a, uint64_t *sp)
+int commy__begin_recover(commy_alloc *a, int write, uint64_t *sp)
 {
     int rc = recover(a);
     if (rc != COMMY_OK) {
@@ -485,7 +489,102 @@ int commy__begin_recover(commy_alloc *a, uint64_t *sp)
         release_word(a);
         return rc;
     }
+    if (write && commy__alloc_retired(a)) return commy__begin_refuse_retired(a);
     *sp = 0;
+    return COMMY_OK;
+}
+
+/* ------------------------------------------------------------ retirement */
+
+static int retired_err(const commy_alloc *a)
+{
+    return commy__err(COMMY_ERETIRED, "segment '%s' was retired by its server (the service moved to a new file): "
+                      "writes to it are refused; open the service again", a->path);
+}
+
+int commy__begin_refuse_retired(commy_alloc *a)
+{
+    /* Nothing was written: end the (empty) operation, which lets the lock go. */
+    return commy__end(a, 0, retired_err(a));
+}
+
+int commy__alloc_retired(const commy_alloc *a)
+{
+    return a->retiredw != NULL && atomic_load_explicit(a->retiredw, memory_order_seq_cst) != 0;
+}
+
+static long futex_private(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *ts)
+{
+    return syscall(SYS_futex, (uint32_t *)word, op | FUTEX_PRIVATE_FLAG, val, ts, NULL, 0);
+}
+
+int commy__retired_wait(commy_alloc *a)
+{
+    uint64_t start = now_ms_boot();
+    for (;;) {
+        uint32_t seq = atomic_load_explicit(&a->forward_seq, memory_order_acquire);
+        if (atomic_load_explicit(&a->forward, memory_order_acquire) != NULL) return COMMY_OK;
+        if (atomic_load_explicit(&a->closed, memory_order_relaxed))
+            return commy__err(COMMY_ECLOSED, "segment '%s' is closed", a->path);
+        if (!commy__alloc_retired(a)) return COMMY_OK; /* the retirer gave up: write here again */
+        uint32_t wait_ms = atomic_load_explicit(&a->retire_wait_ms, memory_order_relaxed);
+        uint64_t spent = now_ms_boot() - start;
+        if (wait_ms == 0) return retired_err(a);
+        if (spent >= wait_ms)
+            return commy__err(COMMY_ERETIRED, "segment '%s' was retired by its server (the service moved to a new "
+                              "file) and the session was not told the new file within %u ms", a->path, wait_ms);
+        /* Slices: the mark may be cleared without a wake. */
+        uint64_t left = wait_ms - spent;
+        struct timespec ts = {0, (long)(left < 10 ? left : 10) * 1000000L};
+        futex_private(&a->forward_seq, FUTEX_WAIT, seq, &ts);
+    }
+}
+
+void commy__alloc_forward(commy_alloc *from, commy_alloc *to)
+{
+    atomic_store_explicit(&from->forward, to, memory_order_release);
+    atomic_fetch_add_explicit(&from->forward_seq, 1, memory_order_release);
+    futex_private(&from->forward_seq, FUTEX_WAKE, INT32_MAX, NULL);
+}
+
+static const _Atomic uint64_t always_slow = 1;
+
+void commy__alloc_set_rotatable(commy_alloc *a, uint32_t wait_ms)
+{
+    a->track_inflight = 1;
+    a->fast_gate = &always_slow;
+    atomic_store_explicit(&a->retire_wait_ms, wait_ms, memory_order_relaxed);
+    atomic_fetch_add_explicit(&a->forward_seq, 1, memory_order_release);
+    futex_private(&a->forward_seq, FUTEX_WAKE, INT32_MAX, NULL);
+}
+
+void commy__alloc_unretire(commy_alloc *a)
+{
+    if (a->retiredw) atomic_store_explicit(a->retiredw, 0, memory_order_seq_cst);
+}
+
+int commy__alloc_retire(commy_alloc *a, uint32_t timeout_ms)
+{
+    if (a == NULL || a->remote || a->readonly || !held_by_me(a))
+        return commy__err(COMMY_EINVAL, "retiring a segment needs its lock held by this thread (commy_alloc_lock)");
+    /* The mark, then the in-flight counts (seq_cst both, as the writers' count,
+     * then mark, docs/format.md "Retirement"): a writer that missed the mark
+     * is still counted here, so we wait until its write is done. */
+    atomic_store_explicit(a->retiredw, 1, memory_order_seq_cst);
+    uint64_t start = now_ms_boot();
+    for (uint32_t i = 0; i < COMMY__PROC_SLOTS; i++) {
+        struct commy__proc *s = &a->hdr->procs[i];
+        for (unsigned spins = 0; atomic_load_explicit(&s->inflight, memory_order_seq_cst) != 0; spins++) {
+            if (!slot_alive(s, 0, now_ms_boot())) break; /* a dead writer writes no more */
+            if (now_ms_boot() - start > timeout_ms) {
+                atomic_store_explicit(a->retiredw, 0, memory_order_seq_cst);
+                return commy__err(COMMY_EBUSY, "segment '%s': process %u has had a lock-free write in flight for "
+                                  "%u ms; not retired", a->path, atomic_load(&s->pid), timeout_ms);
+            }
+            if (spins < 64) sched_yield();
+            else nanosleep(&(struct timespec){0, 100000}, NULL);
+        }
+    }
     return COMMY_OK;
 }
 
@@ -506,12 +605,14 @@ int commy__begin_slow(commy_alloc *a, int write, uint64_t *sp)
         if (a->batch_failed)
             return commy__err(COMMY_EJOURNAL, "segment '%s': this batch outgrew the journal and was rolled back; "
                               "end it with commy_alloc_unlock", a->path);
+        if (write && commy__alloc_retired(a)) return retired_err(a);
         a->depth++;
         *sp = savepoint(a);
         return COMMY_OK;
     }
     int rc = lock_segment(a, a->lock_timeout_ms);
     if (rc) return rc;
+    if (write && commy__alloc_retired(a)) return commy__begin_refuse_retired(a);
     *sp = 0;
     return COMMY_OK;
 }
@@ -534,22 +635,44 @@ int commy__end_slow(commy_alloc *a, uint64_t sp, int rc)
     return rc;
 }
 
+/* The segment a forwards to last (a itself if it never moved): a batch
+ * locks the file the container handles work in. */
+static commy_alloc *newest(commy_alloc *a)
+{
+    for (commy_alloc *nx; (nx = atomic_load_explicit(&a->forward, memory_order_acquire)) != NULL;) a = nx;
+    return a;
+}
+
 int commy_alloc_lock(commy_alloc *a, uint32_t timeout_ms)
 {
     COMMY__CHECK_HANDLE(a);
-    if (atomic_load(&a->closed)) return commy__err(COMMY_ECLOSED, "segment '%s' is closed", a->path);
-    if (a->remote) return commy__remote_unsupported(a, __func__);
-    if (a->readonly) return commy__err(COMMY_EPERM, "segment '%s' is open read-only", a->path);
-    if (held_by_me(a)) {
-        a->depth++;
-        return COMMY_OK;
+    for (;;) {
+        a = newest(a);
+        if (atomic_load(&a->closed)) return commy__err(COMMY_ECLOSED, "segment '%s' is closed", a->path);
+        if (a->remote) return commy__remote_unsupported(a, __func__);
+        if (a->readonly) return commy__err(COMMY_EPERM, "segment '%s' is open read-only", a->path);
+        if (held_by_me(a)) {
+            a->depth++;
+            return COMMY_OK;
+        }
+        int rc = lock_segment(a, timeout_ms);
+        /* A session's retired file: batch in the new one once it is there
+         * (without a session, the batch's writes are refused one by one). */
+        if (rc || !commy__alloc_retired(a) || atomic_load(&a->retire_wait_ms) == 0) return rc;
+        unlock_segment(a);
+        if ((rc = commy__retired_wait(a)) != COMMY_OK) return rc;
     }
-    return lock_segment(a, timeout_ms);
 }
 
 int commy_alloc_unlock(commy_alloc *a)
 {
     COMMY__CHECK_HANDLE(a);
+    /* the batch holds the newest file's lock (commy_alloc_lock) */
+    for (commy_alloc *t = a; t != NULL; t = atomic_load_explicit(&t->forward, memory_order_acquire))
+        if (!t->readonly && held_by_me(t)) {
+            a = t;
+            break;
+        }
     if (a->readonly || !held_by_me(a))
         return commy__err(COMMY_EINVAL, "segment '%s': commy_alloc_unlock without commy_alloc_lock on this thread",
                           a ? a->path : "?");

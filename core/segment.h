@@ -28,7 +28,7 @@ struct commy__proc {
     _Atomic uint32_t state;        /* 0 free, 1 attached */
     uint64_t start_time;           /* /proc/PID/stat field 22, clock ticks since boot */
     _Atomic uint64_t heartbeat_ms; /* CLOCK_BOOTTIME in ms; 0: never heartbeat */
-    uint64_t reserved;
+    _Atomic uint64_t inflight;     /* lock-free box writes of this process in progress (docs/format.md, "Retirement") */
 };
 _Static_assert(sizeof(struct commy__proc) == 32, "process slot is 32 bytes");
 
@@ -74,7 +74,8 @@ struct commy__header {
     _Atomic uint64_t recoveries;     /* 112 */
     uint64_t lock_off;               /* 120 */
     _Atomic uint64_t lock;           /* 128: owner start32 << 32 | waiters bit 31 | owner tid (segment.c) */
-    uint64_t lock_reserved[7];
+    uint64_t lock_reserved[6];
+    _Atomic uint64_t retired;        /* 184: 1 once the server moved the service away (docs/format.md, "Retirement") */
     struct commy__wait_bucket wait[COMMY__WAIT_BUCKETS]; /* 192: the wait table (container.c) */
     struct commy__proc procs[COMMY__PROC_SLOTS];  /* 512 */
     struct commy__heap_state heap;                /* 1536 */
@@ -88,6 +89,7 @@ _Static_assert(__builtin_offsetof(struct commy__header, wait) == COMMY__WAIT_OFF
 _Static_assert(COMMY__WAIT_OFF + COMMY__WAIT_BUCKETS * sizeof(struct commy__wait_bucket) == COMMY__PROC_OFF,
                "the wait table fills 192..511");
 _Static_assert(__builtin_offsetof(struct commy__header, procs) == COMMY__PROC_OFF, "process table offset");
+_Static_assert(__builtin_offsetof(struct commy__header, retired) == 184, "retired mark offset");
 _Static_assert(__builtin_offsetof(struct commy__header, heap) == COMMY__HEAP_STATE_OFF, "heap state offset");
 _Static_assert(__builtin_offsetof(struct commy__header, quick) == 3792, "quick lists offset");
 
