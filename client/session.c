@@ -378,6 +378,13 @@ static void on_push(commy_session *s, commy_wire_message *m)
         if (strcmp(reason, "revoked") == 0) {
             s->revoked = 1;
             s->authed = 0;
+            /* No `rotated` will come for us: writes waiting on a retired
+             * file fail now (COMMY_ERETIRED) rather than at their timeout. */
+            for (commy_service *v = s->services; v; v = v->next)
+                if (v->mode == COMMY_SERVICE_LOCAL) {
+                    if (v->alloc) commy__alloc_set_rotatable(v->alloc, 0);
+                    if (v->current && v->current != v->alloc) commy__alloc_set_rotatable(v->current, 0);
+                }
         }
     } else if (strcmp(m->push, "expiring") == 0 && s->authed && s->ready) {
         /* keep the session alive: a new token, the old one revoked */
@@ -1182,6 +1189,8 @@ int commy_session_open_service(commy_service **out, commy_session *s, const char
                 commy_alloc_options_init(&ao);
                 ao.flags = 0; /* the server made it: it must exist */
                 rc = commy_alloc_open(&svc->alloc, svc->path, &ao);
+                /* writes that meet a retired file wait for our `rotated` (docs/sessions.md) */
+                if (rc == COMMY_OK) commy__alloc_set_rotatable(svc->alloc, s->timeout_ms);
             } else {
                 rc = commy__err(COMMY_EPROTO, "open_service: the server gave no usable path");
             }
@@ -1362,6 +1371,7 @@ static void switch_file(commy_session *s, commy_service *svc, const char *path)
                  svc->name, commy_error_last()->message);
         return;
     }
+    commy__alloc_set_rotatable(na, s->timeout_ms);
     commy_alloc **r = realloc(svc->retired, (size_t)(svc->nretired + 1) * sizeof *r);
     if (!r) {
         commy_alloc_close(na);

@@ -11,6 +11,7 @@
 #include "json_arena.h"
 #include "ops.h"
 #include "server.h"
+#include "../core/internal.h" /* commy__alloc_retired: a rotation that died half-way */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -436,6 +437,14 @@ static int service_acquire(service **out, const char *tenant, const char *name, 
         rc = commy_alloc_open(&s->alloc, s->path, &o);
         if (rc) srv_log("warn", "service", "service %s/%s: file %s unusable (%s); starting a new one", tenant, name,
                         row.file, commy_error_last()->message);
+        if (rc == COMMY_OK && commy__alloc_retired(s->alloc)) {
+            /* A rotation died before its new file was recorded (it is still
+             * this one): no client was told of another file, so this one
+             * stays the service's. */
+            srv_log("warn", "service", "service %s/%s: file %s was left retired by an unfinished rotation; using it",
+                    tenant, name, row.file);
+            commy__alloc_unretire(s->alloc);
+        }
     }
     if (!s->alloc) {
         rc = new_file(s->file, sizeof s->file, s->path, sizeof s->path, tenant, &s->alloc);

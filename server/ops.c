@@ -1,6 +1,7 @@
 /* Remote operations, applied with the core's public C API: the server is just
  * another process attached to the service file. */
 #include "ops.h"
+#include "../core/internal.h" /* commy__alloc_retire: the server's side of a rotation */
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -671,6 +672,13 @@ int srv_ops_copy(commy_alloc *dst, commy_alloc *src, char *msg, size_t cap)
      * one consistent snapshot (nesting: the reads below take it again). */
     int rc = commy_alloc_lock(src, 10000);
     if (rc) return core_fail(msg, cap, rc);
+    /* Retire the source first (docs/format.md, "Retirement"): from here on
+     * no write lands in it, locked or not, so nothing written after the copy
+     * is lost; local clients retry theirs in the new file. */
+    if ((rc = commy__alloc_retire(src, 5000)) != COMMY_OK) {
+        commy_alloc_unlock(src);
+        return core_fail(msg, cap, rc);
+    }
     uint64_t n = 0;
     rc = commy_root_count(&n, src);
     for (uint64_t i = 0; !rc && i < n; i++) {
@@ -679,6 +687,8 @@ int srv_ops_copy(commy_alloc *dst, commy_alloc *src, char *msg, size_t cap)
         if (!rc) rc = copy_root(dst, src, &info);
         if (rc) say(msg, cap, rc, "copying root %" PRIu64 ": %s", i, commy_error_last()->message);
     }
+    /* A failed copy leaves the service in the old file: writable again. */
+    if (rc) commy__alloc_unretire(src);
     commy_alloc_unlock(src);
     return rc;
 }

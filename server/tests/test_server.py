@@ -20,6 +20,7 @@ from wsclient import WS, Closed, i64
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
 SERVER = os.path.join(BUILD, "server", "commy-server")
 LOCAL_WRITER = os.path.join(BUILD, "server", "local_writer")
+HAMMER = os.path.join(BUILD, "server", "session_hammer")
 
 _hash_cache = {}
 
@@ -476,6 +477,43 @@ def test_revocation_rotates_file(s):
     assert err(w.request("authenticate", tenant="acme", token=alice.token)) == "EAUTH"
 
 
+def test_rotation_loses_no_write(s):
+    """Two local-mode sessions write as fast as they can (box fetch_add, map
+    put, vec push) while the admin revokes a third local client four times:
+    each revocation rotates the file under the writers. No write may fail,
+    and the last file holds exactly what succeeded: the count equals the
+    successful fetch_adds, every key is there, every push once."""
+    admin = s.client()
+    ok(admin.request("open_service", service="a", mode="remote"))  # keeps the service alive to the end
+    url = "wss://localhost:%d" % s.port  # the test certificate names localhost
+    stop = os.path.join(s.dir, "stop")
+    hammers = [subprocess.Popen([HAMMER, url, s.cert, "acme", "%s.s3cret-%s" % (k, k), "a", str(i + 1), stop],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for i, k in enumerate(("bob", "admin"))]
+    time.sleep(0.5)
+    rotations = 0
+    for _ in range(4):
+        victim = s.client(key="alice")
+        ok(victim.request("open_service", service="a", mode="local"))
+        time.sleep(0.3)
+        rotations += ok(admin.request("revoke_client", client_id="alice"))["rotated"]
+        victim.close()
+    assert rotations == 4, rotations
+    open(stop, "w").close()
+    rounds = []
+    for i, h in enumerate(hammers):
+        out, errs = h.communicate(timeout=60)
+        assert h.returncode == 0, (out, errs)
+        n = int(out.split()[1])
+        assert n > 0, out
+        rounds.append("%d:%d" % (i + 1, n))
+    v = subprocess.run([HAMMER, url, s.cert, "acme", "bob.s3cret-bob", "a", "--verify"] + rounds,
+                       capture_output=True, text=True, timeout=120)
+    assert v.returncode == 0 and "ok" in v.stdout, (v.stdout, v.stderr)
+    total = sum(int(r.split(":")[1]) for r in rounds)
+    assert ok(admin.request("get", service="a", var="count"))["value"] == i64(total)
+
+
 def test_stalled_client_cut():
     s = Server(limits={"outbound_queue_cap": 64, "stall_timeout_s": 2})
     try:
@@ -757,7 +795,7 @@ SHARED = [test_auth_success_and_failure, test_malformed_input, test_permissions_
           test_every_container_kind, test_remote_set_seen_in_order, test_local_write_seen_remotely,
           test_variable_removed_locally_is_reopened,
           test_local_refused_to_non_local_or_unauthorised, test_last_client_deletes_file,
-          test_killed_client_cleaned_up, test_logout, test_refresh, test_revocation_rotates_file, test_metrics]
+          test_killed_client_cleaned_up, test_logout, test_refresh, test_revocation_rotates_file, test_rotation_loses_no_write, test_metrics]
 OWN = [test_expiry, test_restart_keeps_tokens, test_stalled_client_cut, test_ping_drops_silent_client,
        test_shutdown_says_closing, test_max_connections, test_mutual_tls, test_local_refused_to_non_local_client,
        test_many_clients_every_update_delivered, test_bad_config_refused, test_demo_mode,
