@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define MAX_FRAME (64u << 20)
@@ -86,7 +87,13 @@ struct commy_session {
     int stop;
     /* where */
     char host[256];
+    char hostport[270]; /* for messages: host:port, [v6]:port */
     char origin[300];
+    /* the addresses one attempt tries in turn: the URL's host (lws tries
+     * each address it resolves to), or for localhost both loopback
+     * addresses, whatever the resolver says (RFC 6761, as curl does) */
+    const char *addrs[2];
+    int naddrs, addr_i;
     int port, tls;
     uint32_t timeout_ms, reconnect_max_ms, backoff_ms;
     int reconnect;
@@ -107,6 +114,7 @@ struct commy_session {
      * handshake showed, to say why it failed */
     int attempting;     /* neither established nor reported failed yet */
     int cert_asked;     /* the server sent a CertificateRequest (mutual TLS) */
+    int tls_seen;       /* the server's TLS stack answered: this is the server, do not try another address */
     char tls_alert[80]; /* the fatal TLS alert the server sent, if one was read */
     char last_error[600];
     lws_sorted_usec_list_t sul;
@@ -455,13 +463,32 @@ static void restore(commy_session *s)
 
 static void connect_now(commy_session *s);
 
-static void reconnect_due(lws_sorted_usec_list_t *sul)
+static void next_address_due(lws_sorted_usec_list_t *sul)
 {
     commy_session *s = lws_container_of(sul, commy_session, sul);
     pthread_mutex_lock(&s->mu);
     int go = !s->stop && !s->connected && !s->wsi;
     pthread_mutex_unlock(&s->mu);
     if (go) connect_now(s);
+}
+
+static void reconnect_due(lws_sorted_usec_list_t *sul)
+{
+    commy_session *s = lws_container_of(sul, commy_session, sul);
+    s->addr_i = 0;
+    next_address_due(sul);
+}
+
+/* The attempt failed before reaching a server (nothing answered in TLS):
+ * if another address is left, try it at once, within the same attempt (no
+ * error yet). s->mu held; 1 if it is tried. */
+static int try_next_address(commy_session *s)
+{
+    if (s->stop || s->tls_seen || s->tls_error[0] || s->addr_i + 1 >= s->naddrs) return 0;
+    s->addr_i++;
+    s->attempting = 0;
+    lws_sul_schedule(s->ctx, 0, &s->sul, next_address_due, 1);
+    return 1;
 }
 
 /* s->mu held. */
@@ -479,7 +506,7 @@ static void schedule_reconnect(commy_session *s)
  * established" or not at all (see LWS_CALLBACK_WSI_DESTROY). */
 static void attempt_failed(commy_session *s, const char *lws_why)
 {
-    char why[360], alert[120] = "";
+    char why[440], alert[100] = "";
     s->attempting = 0;
     if (s->tls_alert[0]) snprintf(alert, sizeof alert, " (TLS alert '%s')", s->tls_alert);
     if (s->tls_error[0])
@@ -497,7 +524,8 @@ static void attempt_failed(commy_session *s, const char *lws_why)
         snprintf(why, sizeof why, "the server refused the TLS connection%s", alert);
     else
         snprintf(why, sizeof why, "%s", lws_why);
-    snprintf(s->last_error, sizeof s->last_error, "cannot connect to %.200s:%d: %s", s->host, s->port, why);
+    snprintf(s->last_error, sizeof s->last_error, "cannot connect to %.150s%s: %.400s", s->hostport,
+             s->naddrs > 1 && !s->tls_seen ? " (127.0.0.1 and ::1)" : "", why);
 }
 
 static void connect_now(commy_session *s)
@@ -506,12 +534,13 @@ static void connect_now(commy_session *s)
     s->tls_error[0] = '\0';
     s->tls_alert[0] = '\0';
     s->cert_asked = 0;
+    s->tls_seen = 0;
     s->attempting = 1;
     pthread_mutex_unlock(&s->mu);
     struct lws_client_connect_info ci;
     memset(&ci, 0, sizeof ci);
     ci.context = s->ctx;
-    ci.address = s->host;
+    ci.address = s->addrs[s->addr_i];
     ci.port = s->port;
     ci.path = "/";
     ci.host = s->host;
@@ -625,16 +654,20 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
     case LWS_CALLBACK_CLIENT_CLOSED:
         pthread_mutex_lock(&s->mu);
+        if (reason == LWS_CALLBACK_CLIENT_CONNECTION_ERROR && try_next_address(s)) {
+            pthread_mutex_unlock(&s->mu);
+            break;
+        }
         if (reason == LWS_CALLBACK_CLIENT_CONNECTION_ERROR)
             attempt_failed(s, in ? (const char *)in : "connection failed");
         else if (!s->last_error[0] && s->connected && silent_ms(s) >= (int64_t)s->silence_s * 500)
             /* silent for longer than the ping period (a live server answers a
              * ping at once): lws hung up after silence_timeout_s */
-            snprintf(s->last_error, sizeof s->last_error, "the server at %.200s:%d sent nothing for %" PRId64
-                     " ms, not even a pong (silence_timeout_s %u): taken for dead", s->host, s->port, silent_ms(s),
+            snprintf(s->last_error, sizeof s->last_error, "the server at %.270s sent nothing for %" PRId64
+                     " ms, not even a pong (silence_timeout_s %u): taken for dead", s->hostport, silent_ms(s),
                      s->silence_s);
         else if (!s->last_error[0])
-            snprintf(s->last_error, sizeof s->last_error, "the connection to %.200s:%d closed", s->host, s->port);
+            snprintf(s->last_error, sizeof s->last_error, "the connection to %.270s closed", s->hostport);
         if (s->wsi == wsi || reason == LWS_CALLBACK_CLIENT_CONNECTION_ERROR) s->wsi = NULL;
         s->connected = 0;
         s->ready = 0;
@@ -784,6 +817,18 @@ static int parse_url(commy_session *s, const char *url)
         s->port = (int)port;
     }
     snprintf(s->origin, sizeof s->origin, "%s", s->host);
+    snprintf(s->hostport, sizeof s->hostport, strchr(s->host, ':') ? "[%s]:%d" : "%s:%d", s->host, s->port);
+    size_t hl = strlen(s->host);
+    if (strcasecmp(s->host, "localhost") == 0 || (hl > 10 && strcasecmp(s->host + hl - 10, ".localhost") == 0)) {
+        /* IPv4 first: where a server listens on one loopback address it is
+         * most often that one */
+        s->addrs[0] = "127.0.0.1";
+        s->addrs[1] = "::1";
+        s->naddrs = 2;
+    } else {
+        s->addrs[0] = s->host;
+        s->naddrs = 1;
+    }
     return COMMY_OK;
 }
 
@@ -814,6 +859,7 @@ static void tls_msg(int write_p, int version, int content_type, const void *buf,
     commy_session *s = ssl_ctx_slot >= 0 ? SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ssl_ctx_slot) : NULL;
     const unsigned char *b = buf;
     if (!s || write_p || !len) return;
+    s->tls_seen = 1;
     if (content_type == SSL3_RT_HANDSHAKE && b[0] == SSL3_MT_CERTIFICATE_REQUEST)
         s->cert_asked = 1;
     else if (content_type == SSL3_RT_ALERT && len >= 2 && b[0] == SSL3_AL_FATAL) {
@@ -840,6 +886,13 @@ static int client_tls(commy_session *s)
     if (ssl_ctx_slot >= 0 && SSL_CTX_set_ex_data(c, ssl_ctx_slot, s) == 1) SSL_CTX_set_msg_callback(c, tls_msg);
     SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
     SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
+    /* lws 4.1 cuts the name it checks at the first ':' (a port, it thinks),
+     * so for an IPv6 address ("wss://[::1]:PORT") it checked no name at all
+     * and took any certificate the CA signed: check the address here (each
+     * connection's SSL inherits the context's verification parameters) */
+    if (!s->insecure && strchr(s->host, ':') &&
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_CTX_get0_param(c), s->host) != 1)
+        return commy__err(COMMY_EINVAL, "session URL: '%.100s' is not an IPv6 address", s->host);
     if (s->ca_file ? SSL_CTX_load_verify_locations(c, s->ca_file, NULL) != 1 : SSL_CTX_set_default_verify_paths(c) != 1)
         return commy__err(COMMY_EINVAL, "cannot load the CA certificates from %s%.300s%s: %s",
                           s->ca_file ? "ca_file '" : "the system's store", s->ca_file ? s->ca_file : "",

@@ -4,7 +4,9 @@
 
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
+#include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,6 +298,17 @@ int srv_config_parse(srv_config *c, const char *text, size_t len, const char *or
     if (l) {
         if (!cJSON_IsObject(l)) { srv_config_fail(err, cap, "listen must be an object"); goto out; }
         if (srv_config_str(l, "address", "listen", c->address, sizeof c->address, 0, err, cap)) goto out;
+        /* lws takes an address or an interface's name; anything else (a host
+         * name such as "localhost") it reports in its log and then serves
+         * nothing */
+        unsigned char sa[sizeof(struct in6_addr)];
+        if (inet_pton(AF_INET, c->address, sa) != 1 && inet_pton(AF_INET6, c->address, sa) != 1 &&
+            if_nametoindex(c->address) == 0) {
+            srv_config_fail(err, cap, "listen.address '%s' must be an IP address (127.0.0.1 or ::1 for loopback only, "
+                            "0.0.0.0 for every IPv4 address, \"::\" for every address) or a network interface's name; "
+                            "host names are not resolved", c->address);
+            goto out;
+        }
         if (srv_config_int(l, "port", "listen", &c->port, 0, 65535, err, cap)) goto out;
     }
     const cJSON *tls = cJSON_GetObjectItemCaseSensitive(root, "tls");

@@ -1721,8 +1721,9 @@ int main(int argc, char **argv)
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     lws_sul_schedule(S.ctx, 0, &S.tick, tick, LWS_US_PER_SEC);
-    srv_log("info", "listening", "%s://%s:%d data_root %s", insecure ? "ws" : "wss", S.cfg.address, S.cfg.port,
-            S.cfg.data_root);
+    int v6 = strchr(S.cfg.address, ':') != NULL; /* a URL writes an IPv6 address in brackets */
+    srv_log("info", "listening", "%s://%s%s%s:%d data_root %s", insecure ? "ws" : "wss", v6 ? "[" : "", S.cfg.address,
+            v6 ? "]" : "", S.cfg.port, S.cfg.data_root);
     if (demo) {
         printf("{\"demo\":true,\"url\":\"%s://%s:%d\",\"tenant\":\"demo\",\"service\":\"demo\",\"api_key\":\"%s\","
                "\"data_root\":\"%s\",\"cert\":\"%s\"}\n",

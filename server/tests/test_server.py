@@ -737,6 +737,8 @@ def test_bad_config_refused():
                                                                                "scopes": ["root"]}]}}]},
              "tenants[0].auth.api_keys[0].scopes"),
             ({"data_root": d, "tenants": [{"name": "t", "auth": {"mode": "weird"}}]}, "tenants[0].auth.mode"),
+            # a host name: lws would log it and listen nowhere
+            ({"data_root": d, "listen": {"address": "localhost"}, "tenants": [{}]}, "listen.address 'localhost'"),
         ]
         for cfg, field in cases:
             p = os.path.join(d, "c.json")

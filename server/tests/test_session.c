@@ -276,6 +276,114 @@ static void test_tls_names(void)
     waitpid(pid, &st, 0);
 }
 
+/* IPv6: a server listening on ::1 only, and one on :: (every address).
+ * "localhost" reaches both, whatever the resolver says of it (this machine's
+ * /etc/hosts may give 127.0.0.1 only); an IPv6 address in the URL is checked
+ * against the certificate's IP entries like an IPv4 one. */
+static int have_ipv6_loopback(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0) close(fd);
+    return ok;
+}
+
+static pid_t server_on(const char *name, const char *address, int port_, const char *cert_, const char *key_)
+{
+    char cfg[700], log_[700];
+    snprintf(cfg, sizeof cfg, "%s/%s.json", dir, name);
+    snprintf(log_, sizeof log_, "%s/%s.log", dir, name);
+    FILE *f = fopen(cfg, "w");
+    REQUIRE(f);
+    fprintf(f,
+            "{\"listen\":{\"address\":\"%s\",\"port\":%d},\"tls\":{\"cert\":\"%s\",\"key\":\"%s\"},"
+            "\"data_root\":\"%s/%s-data\",\"tenants\":[{\"name\":\"acme\",\"auth\":{\"api_keys\":[]},"
+            "\"services\":[{\"name\":\"a\"}]}]}",
+            address, port_, cert_, key_, dir, name);
+    fclose(f);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        freopen(log_, "a", stderr);
+        freopen("/dev/null", "w", stdout);
+        execl(server_bin, server_bin, "--config", cfg, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* connects to u (retrying while nothing listens yet); the code, message kept */
+static int connect_url(commy_session **s, const char *u, const commy_session_options *o)
+{
+    int rc = COMMY_OK;
+    for (int i = 0; i < 400; i++) {
+        rc = commy_session_connect(s, u, o);
+        if (rc != COMMY_EDISCONNECTED || !strstr(commy_error_last()->message, "Unable to connect")) break;
+        sleep_ms(25);
+    }
+    return rc;
+}
+
+static void test_ipv6(void)
+{
+    if (!have_ipv6_loopback()) {
+        fprintf(stderr, "ipv6: skipped: no IPv6 loopback address (::1) on this machine\n");
+        return;
+    }
+    char cert6[700], key6[700], key[700], u[96];
+    snprintf(cert6, sizeof cert6, "%s/cert6.pem", dir);
+    snprintf(key6, sizeof key6, "%s/key6.pem", dir);
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout '%s' -out '%s' -days 2 "
+        "-subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1 >/dev/null 2>&1", key6, cert6);
+    commy_session_options o;
+    commy_session_options_init(&o);
+    o.reconnect = 0;
+    commy_session *s = NULL;
+    /* ::1 only, with the test certificate, which names localhost and 127.0.0.1 */
+    int p1 = free_port();
+    pid_t only6 = server_on("v6only", "::1", p1, cert, key);
+    o.ca_file = cert;
+    snprintf(u, sizeof u, "wss://localhost:%d", p1);
+    int rc = connect_url(&s, u, &o);
+    if (rc) fprintf(stderr, "localhost -> ::1: %s\n", commy_error_last()->message);
+    CHECK_RC(rc, COMMY_OK);
+    if (s) CHECK_RC(commy_session_authenticate(s, "acme", "nobody.nothing"), COMMY_EAUTH); /* a round trip */
+    commy_session_close(s);
+    s = NULL;
+    /* the certificate does not name ::1: refused (lws alone checked nothing) */
+    snprintf(u, sizeof u, "wss://[::1]:%d", p1);
+    CHECK_RC(commy_session_connect(&s, u, &o), COMMY_EDISCONNECTED);
+    CHECK(strstr(commy_error_last()->message, "does not name '::1'") != NULL);
+    CHECK(strstr(commy_error_last()->message, "[::1]:") != NULL);
+    /* nothing on 127.0.0.1 at that port: the IPv4 URL fails, and a localhost
+     * URL without a server says it tried both */
+    snprintf(u, sizeof u, "wss://127.0.0.1:%d", p1);
+    CHECK_RC(commy_session_connect(&s, u, &o), COMMY_EDISCONNECTED);
+    int st = 0;
+    kill(only6, SIGTERM);
+    waitpid(only6, &st, 0);
+    snprintf(u, sizeof u, "wss://localhost:%d", p1);
+    CHECK_RC(commy_session_connect(&s, u, &o), COMMY_EDISCONNECTED);
+    CHECK(strstr(commy_error_last()->message, "(127.0.0.1 and ::1)") != NULL);
+    /* "::": every address; a certificate naming ::1 verifies for [::1] */
+    int p2 = free_port();
+    pid_t any = server_on("v6any", "::", p2, cert6, key6);
+    o.ca_file = cert6;
+    const char *const urls[] = {"wss://[::1]:%d", "wss://127.0.0.1:%d", "wss://localhost:%d"};
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        snprintf(u, sizeof u, urls[i], p2);
+        rc = connect_url(&s, u, &o);
+        if (rc) fprintf(stderr, "%s: %s\n", u, commy_error_last()->message);
+        CHECK_RC(rc, COMMY_OK);
+        commy_session_close(s);
+        s = NULL;
+    }
+    kill(any, SIGTERM);
+    waitpid(any, &st, 0);
+}
+
 /* the URL commy-server --demo prints works as printed, with the host name
  * (an IP address) checked against the certificate it made */
 static char *json_str(char *out, size_t cap, const char *line, const char *key)
@@ -1184,7 +1292,7 @@ int main(int argc, char **argv)
         {"reconnect", test_reconnect}, {"example", test_example}, {"auto_refresh", test_auto_refresh},
         {"callback_calls", test_callback_calls}, {"mtls", test_mtls},
         {"jwt", test_jwt}, {"silent_server", test_silent_server},
-        {"tls_names", test_tls_names}, {"demo_url", test_demo_url},
+        {"tls_names", test_tls_names}, {"demo_url", test_demo_url}, {"ipv6", test_ipv6},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         int want = argc == 2;
