@@ -89,12 +89,10 @@ uint32_t commy_wire_kind_parse(const char *name)
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-char *commy_wire_base64_encode(const void *data, size_t len)
+/* Writes the base64 of data at o (4 bytes per 3, rounded up); returns the end. */
+static char *base64_into(char *o, const void *data, size_t len)
 {
     const unsigned char *p = data;
-    if (len > (SIZE_MAX - 1) / 4 * 3 - 3) return NULL;
-    char *out = malloc((len + 2) / 3 * 4 + 1), *o = out;
-    if (!out) return NULL;
     size_t i = 0;
     for (; i + 3 <= len; i += 3) {
         uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
@@ -110,7 +108,15 @@ char *commy_wire_base64_encode(const void *data, size_t len)
         *o++ = i + 1 < len ? b64[(v >> 6) & 63] : '=';
         *o++ = '=';
     }
-    *o = '\0';
+    return o;
+}
+
+char *commy_wire_base64_encode(const void *data, size_t len)
+{
+    if (len > (SIZE_MAX - 1) / 4 * 3 - 3) return NULL;
+    char *out = malloc((len + 2) / 3 * 4 + 1);
+    if (!out) return NULL;
+    *base64_into(out, data, len) = '\0';
     return out;
 }
 
@@ -397,6 +403,102 @@ cJSON *commy_wire_value_to_json(commy_type type, const void *bytes, size_t len)
     return obj;
 }
 
+/* Prints the typed value as cJSON_PrintUnformatted prints
+ * commy_wire_value_to_json's object for it, without building the object: the
+ * server replies to a get with it. */
+size_t commy_wire_value_print(char *out, size_t cap, commy_type type, const void *bytes, size_t len)
+{
+    if (!cap || !commy_type_valid(type) || type == COMMY_T_ANY) return 0;
+    uint32_t fixed = commy_type_size(type), base = COMMY_TYPE_BASE(type);
+    if (fixed && len != fixed) return 0;
+    if (base == COMMY_T_F32 || base == COMMY_T_F64) {
+        /* cJSON's number printing ("%1.15g", read back, else "%1.17g"): its own */
+        cJSON *j = commy_wire_value_to_json(type, bytes, len);
+        int ok = j && cJSON_PrintPreallocated(j, out, (int)(cap > INT32_MAX ? INT32_MAX : cap), 0);
+        cJSON_Delete(j);
+        return ok ? strlen(out) : 0;
+    }
+    char tname[24];
+    commy_type_name(tname, sizeof tname, type);
+    size_t tn = strlen(tname);
+    /* the longest a value prints: 6 bytes per str byte (\u00XX), base64's 4
+     * per 3, 22 for an integer, plus the frame {"t":"","v":} */
+    size_t most = base == COMMY_T_STR ? len * 6 + 2 : (base == COMMY_T_BYTES || base == COMMY_T_BLOB) ? (len + 2) / 3 * 4 + 2 : 24;
+    if (len > SIZE_MAX / 8 || tn + most + 16 > cap) return 0;
+    char *o = out;
+    memcpy(o, "{\"t\":\"", 6), o += 6;
+    memcpy(o, tname, tn), o += tn;
+    memcpy(o, "\",\"v\":", 6), o += 6;
+    switch (base) {
+    case COMMY_T_I8: case COMMY_T_I16: case COMMY_T_I32: case COMMY_T_U8: case COMMY_T_U16: case COMMY_T_U32:
+    case COMMY_T_I64: case COMMY_T_U64: {
+        int64_t s = 0;
+        uint64_t u;
+        switch (base) {
+        case COMMY_T_I8: { int8_t x; memcpy(&x, bytes, 1); s = x; break; }
+        case COMMY_T_I16: { int16_t x; memcpy(&x, bytes, 2); s = x; break; }
+        case COMMY_T_I32: { int32_t x; memcpy(&x, bytes, 4); s = x; break; }
+        case COMMY_T_U8: { uint8_t x; memcpy(&x, bytes, 1); s = x; break; }
+        case COMMY_T_U16: { uint16_t x; memcpy(&x, bytes, 2); s = x; break; }
+        case COMMY_T_U32: { uint32_t x; memcpy(&x, bytes, 4); s = x; break; }
+        case COMMY_T_I64: memcpy(&s, bytes, 8); break;
+        }
+        int quoted = base == COMMY_T_I64 || base == COMMY_T_U64; /* 64-bit integers travel as strings */
+        if (base == COMMY_T_U64) memcpy(&u, bytes, 8);
+        else u = s < 0 ? 0 - (uint64_t)s : (uint64_t)s;
+        char digits[24], *d = digits + sizeof digits;
+        do *--d = (char)('0' + u % 10); while ((u /= 10) != 0);
+        if (base != COMMY_T_U64 && s < 0) *--d = '-';
+        if (quoted) *o++ = '"';
+        memcpy(o, d, (size_t)(digits + sizeof digits - d)), o += digits + sizeof digits - d;
+        if (quoted) *o++ = '"';
+        break;
+    }
+    case COMMY_T_BOOL: {
+        unsigned char b = *(const unsigned char *)bytes;
+        if (b > 1) return 0;
+        memcpy(o, b ? "true" : "false", 5 - b), o += 5 - b;
+        break;
+    }
+    case COMMY_T_STR: {
+        const unsigned char *p = bytes;
+        if (memchr(p, 0, len)) return 0; /* U+0000 cannot be carried */
+        static const char hex[] = "0123456789abcdef";
+        *o++ = '"';
+        for (size_t i = 0; i < len; i++) {
+            unsigned char c = p[i];
+            if (c >= 0x20 && c != '"' && c != '\\') {
+                *o++ = (char)c;
+                continue;
+            }
+            *o++ = '\\';
+            switch (c) {
+            case '"': *o++ = '"'; break;
+            case '\\': *o++ = '\\'; break;
+            case '\b': *o++ = 'b'; break;
+            case '\f': *o++ = 'f'; break;
+            case '\n': *o++ = 'n'; break;
+            case '\r': *o++ = 'r'; break;
+            case '\t': *o++ = 't'; break;
+            default: memcpy(o, "u00", 3), o += 3, *o++ = hex[c >> 4], *o++ = hex[c & 15]; break;
+            }
+        }
+        *o++ = '"';
+        break;
+    }
+    case COMMY_T_BYTES: case COMMY_T_BLOB:
+        *o++ = '"';
+        o = base64_into(o, bytes, len);
+        *o++ = '"';
+        break;
+    default:
+        return 0;
+    }
+    *o++ = '}';
+    *o = '\0';
+    return (size_t)(o - out);
+}
+
 /* ---- requests ---- */
 
 static int fault(commy_wire_fault *f, int code, const char *fmt, ...)
@@ -642,13 +744,413 @@ _Static_assert(offsetof(commy_wire_request, token) > offsetof(commy_wire_request
                        2 * (COMMY_WIRE_SECRET_MAX + 1) + COMMY_WIRE_JWT_MAX + 1 + 8,
                "commy_wire_request: api_key, token and jwt must be adjacent, followed by kind");
 
-int commy_wire_request_parse(commy_wire_request *r, commy_wire_fault *f, const char *frame, size_t len, size_t max_len)
+/* ---- the fast path: a strict parser for the common request shapes ----
+ *
+ * Most frames are small objects of known members: get, set, push ... of one
+ * variable with at most a typed value and a key or index. cJSON builds a
+ * tree of some twenty nodes for one, which was a fifth of the server's
+ * instructions per request. commy_wire_request_parse_fast reads such a
+ * frame in one pass straight into the request, and declines (returns 0)
+ * everything it does not take in full: other members, repeated members,
+ * escapes in strings, control characters, numbers that are not plain
+ * integers where an integer is wanted, every value the cJSON path would
+ * refuse. A declined frame goes to the cJSON path, which gives the one
+ * answer for it (and the only error replies). What the fast path accepts,
+ * it accepts with exactly the request the cJSON path builds: fuzz_wire_fast
+ * checks that. */
+
+typedef struct fast {
+    const char *p, *e;
+} fast;
+
+static void fast_ws(fast *s)
+{
+    /* JSON's four whitespace characters (cJSON skips every byte <= 32: the
+     * others are declined) */
+    while (s->p < s->e && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t')) s->p++;
+}
+
+/* A string without escapes and control characters; its bytes are
+ * [*out, *out + *n). */
+static int fast_str(fast *s, const char **out, size_t *n)
+{
+    if (s->p >= s->e || *s->p != '"') return 0;
+    const char *q = s->p + 1;
+    while (q < s->e && *q != '"') {
+        unsigned char c = (unsigned char)*q;
+        if (c < 0x20 || c == '\\') return 0;
+        q++;
+    }
+    if (q >= s->e) return 0;
+    *out = s->p + 1;
+    *n = (size_t)(q - s->p - 1);
+    s->p = q + 1;
+    return 1;
+}
+
+/* A number in JSON's grammar, at most 63 bytes (cJSON reads up to 63).
+ * *integer: no fraction and no exponent. */
+static int fast_num(fast *s, const char **out, size_t *n, int *integer)
+{
+    const char *q = s->p, *e = s->e;
+    if (q < e && *q == '-') q++;
+    if (q >= e) return 0;
+    if (*q == '0') q++;
+    else if (*q >= '1' && *q <= '9') while (q < e && *q >= '0' && *q <= '9') q++;
+    else return 0;
+    *integer = 1;
+    if (q < e && *q == '.') {
+        const char *d = ++q;
+        while (q < e && *q >= '0' && *q <= '9') q++;
+        if (q == d) return 0;
+        *integer = 0;
+    }
+    if (q < e && (*q == 'e' || *q == 'E')) {
+        q++;
+        if (q < e && (*q == '+' || *q == '-')) q++;
+        const char *d = q;
+        while (q < e && *q >= '0' && *q <= '9') q++;
+        if (q == d) return 0;
+        *integer = 0;
+    }
+    if (q - s->p > 63) return 0;
+    *out = s->p;
+    *n = (size_t)(q - s->p);
+    s->p = q;
+    return 1;
+}
+
+/* After a member's value: whitespace, then ',' (1, more members) or '}' (2). */
+static int fast_next(fast *s)
+{
+    fast_ws(s);
+    if (s->p >= s->e) return 0;
+    char c = *s->p++;
+    return c == ',' ? 1 : c == '}' ? 2 : 0;
+}
+
+/* A member's name and the ':' after it. */
+static int fast_key(fast *s, const char **k, size_t *kn)
+{
+    fast_ws(s);
+    if (!fast_str(s, k, kn)) return 0;
+    fast_ws(s);
+    if (s->p >= s->e || *s->p != ':') return 0;
+    s->p++;
+    fast_ws(s);
+    return 1;
+}
+
+#define FAST_IS(k, kn, lit) ((kn) == sizeof(lit) - 1 && memcmp((k), (lit), sizeof(lit) - 1) == 0)
+
+/* A plain integer token ("-"? digits, as fast_num read it) of at most
+ * 16 digits into *out; 0 for more digits. */
+static int fast_int(int64_t *out, const char *t, size_t n)
+{
+    int neg = t[0] == '-';
+    if (n - (size_t)neg > 16) return 0;
+    int64_t v = 0;
+    for (size_t i = (size_t)neg; i < n; i++) v = v * 10 + (t[i] - '0');
+    *out = neg ? -v : v;
+    return 1;
+}
+
+/* An id, index, ...: a non-negative plain integer of at most 2^53-1 (no
+ * "-0": cJSON's -0.0 passes get_u64, but declining it is always right). */
+static int fast_u53(uint64_t *out, const char *t, size_t n, int integer)
+{
+    int64_t v;
+    if (!integer || t[0] == '-' || !fast_int(&v, t, n) || v > 9007199254740991ll) return 0;
+    *out = (uint64_t)v;
+    return 1;
+}
+
+/* A decimal string (parse_dec64's rules) of a 64-bit integer. */
+static int fast_dec64(const char *t, size_t n, int is_signed, int64_t *si, uint64_t *ui)
+{
+    char b[24];
+    if (n == 0 || n > 20) return 0;
+    memcpy(b, t, n);
+    b[n] = '\0';
+    return parse_dec64(b, is_signed, si, ui) == COMMY_OK;
+}
+
+/* A typed value {"t": ..., "v": ...} into *out (owned bytes), as
+ * commy_wire_value_from_json(..., COMMY_T_ANY) makes it. */
+static int fast_value(fast *s, commy_wire_value *out)
+{
+    const char *t = NULL, *v = NULL;
+    size_t tn = 0, vn = 0;
+    int vkind = 0, integer = 0; /* vkind: 's' string, 'n' number, 't' true, 'f' false */
+    if (s->p >= s->e || *s->p != '{') return 0;
+    s->p++;
+    for (int more = 1; more == 1;) {
+        const char *k;
+        size_t kn;
+        if (!fast_key(s, &k, &kn)) return 0;
+        if (FAST_IS(k, kn, "t")) {
+            if (t || !fast_str(s, &t, &tn)) return 0;
+        } else if (FAST_IS(k, kn, "v") && !vkind) {
+            if (s->p >= s->e) return 0;
+            if (*s->p == '"') {
+                if (!fast_str(s, &v, &vn)) return 0;
+                vkind = 's';
+            } else if (s->e - s->p >= 4 && memcmp(s->p, "true", 4) == 0) {
+                s->p += 4;
+                vkind = 't';
+            } else if (s->e - s->p >= 5 && memcmp(s->p, "false", 5) == 0) {
+                s->p += 5;
+                vkind = 'f';
+            } else {
+                if (!fast_num(s, &v, &vn, &integer)) return 0;
+                vkind = 'n';
+            }
+        } else {
+            return 0;
+        }
+        if (!(more = fast_next(s))) return 0;
+    }
+    if (!t || !vkind || tn == 0 || tn > 15) return 0;
+    char tname[16];
+    memcpy(tname, t, tn);
+    tname[tn] = '\0';
+    commy_type type;
+    if (commy_wire_type_parse(&type, tname) != COMMY_OK) return 0;
+    unsigned char num[8];
+    const void *src = num;
+    size_t len = 0;
+    unsigned char *owned = NULL;
+    uint32_t base = COMMY_TYPE_BASE(type);
+    switch (base) {
+    case COMMY_T_I8: case COMMY_T_I16: case COMMY_T_I32: case COMMY_T_U8: case COMMY_T_U16: case COMMY_T_U32: {
+        static const int64_t lo[] = {0, -128, -32768, -2147483648ll, 0, 0, 0, 0};
+        static const int64_t hi[] = {0, 127, 32767, 2147483647ll, 0, 255, 65535, 4294967295ll};
+        int64_t x;
+        if (vkind != 'n' || !integer || (v[0] == '-' && v[1] == '0') || !fast_int(&x, v, vn) || x < lo[base] ||
+            x > hi[base])
+            return 0;
+        len = commy_type_size(type);
+        if (base <= COMMY_T_I32) {
+            int32_t y = (int32_t)x;
+            memcpy(num, &y, len);
+        } else {
+            uint32_t y = (uint32_t)x;
+            memcpy(num, &y, len);
+        }
+        break;
+    }
+    case COMMY_T_I64: case COMMY_T_U64: {
+        int64_t si = 0;
+        uint64_t ui = 0;
+        if (vkind != 's' || !fast_dec64(v, vn, base == COMMY_T_I64, &si, &ui)) return 0;
+        if (base == COMMY_T_I64) memcpy(num, &si, 8);
+        else memcpy(num, &ui, 8);
+        len = 8;
+        break;
+    }
+    case COMMY_T_F32: case COMMY_T_F64: {
+        double d;
+        if (vkind == 'n') {
+            char b[64];
+            memcpy(b, v, vn);
+            b[vn] = '\0';
+            d = strtod(b, NULL); /* a token of JSON's grammar: strtod takes all of it, as in cJSON */
+        } else if (vkind == 's' && FAST_IS(v, vn, "nan")) d = NAN;
+        else if (vkind == 's' && FAST_IS(v, vn, "inf")) d = INFINITY;
+        else if (vkind == 's' && FAST_IS(v, vn, "-inf")) d = -INFINITY;
+        else if (vkind == 's' && FAST_IS(v, vn, "-0")) d = -0.0;
+        else return 0;
+        if (base == COMMY_T_F32) {
+            if (isfinite(d) && fabs(d) > 3.4028234663852886e38) return 0;
+            float f = (float)d;
+            memcpy(num, &f, 4);
+            len = 4;
+        } else {
+            memcpy(num, &d, 8);
+            len = 8;
+        }
+        break;
+    }
+    case COMMY_T_BOOL:
+        if (vkind != 't' && vkind != 'f') return 0;
+        num[0] = vkind == 't';
+        len = 1;
+        break;
+    case COMMY_T_STR:
+        if (vkind != 's') return 0;
+        src = v;
+        len = vn;
+        break;
+    case COMMY_T_BYTES: case COMMY_T_BLOB:
+        if (vkind != 's' || commy_wire_base64_decode(&owned, &len, v, vn) != COMMY_OK) return 0;
+        if (base == COMMY_T_BLOB && len != COMMY_TYPE_BLOB_SIZE(type)) {
+            free(owned);
+            return 0;
+        }
+        break;
+    default:
+        return 0;
+    }
+    if (!owned) {
+        if (!(owned = malloc(len ? len : 1))) return 0;
+        memcpy(owned, src, len);
+    }
+    out->type = type;
+    out->data = owned;
+    out->len = len;
+    return 1;
+}
+
+/* A name member (service, var) as get_str checks it, into dst (64 bytes). */
+static int fast_name(char *dst, const char *t, size_t n, int root)
+{
+    if (n == 0 || n > COMMY_WIRE_NAME_MAX) return 0;
+    memcpy(dst, t, n);
+    dst[n] = '\0';
+    return name_ok(dst, root);
+}
+
+static void request_clear(commy_wire_request *r)
 {
     /* everything but the secret buffers (over 8 KiB, on every request's
      * path): those only need to read as empty strings until get_str fills one */
     memset(r, 0, offsetof(commy_wire_request, api_key));
     r->api_key[0] = r->token[0] = r->jwt[0] = '\0';
     memset(&r->kind, 0, sizeof *r - offsetof(commy_wire_request, kind));
+}
+
+int commy_wire_request_parse_fast(commy_wire_request *r, const char *frame, size_t len)
+{
+    request_clear(r);
+    fast s = {frame, frame + len};
+    const char *id = NULL, *v = NULL, *op = NULL, *service = NULL, *var = NULL, *index = NULL, *kind = NULL, *end = NULL;
+    size_t idn = 0, vn = 0, opn = 0, servicen = 0, varn = 0, indexn = 0, kindn = 0, endn = 0;
+    int id_int = 0, v_int = 0, index_int = 0, index_str = 0, v_num = 0;
+    fast_ws(&s);
+    if (s.p >= s.e || *s.p != '{') return 0;
+    s.p++;
+    for (int more = 1; more == 1;) {
+        const char *k;
+        size_t kn;
+        if (!fast_key(&s, &k, &kn)) goto decline;
+        if (FAST_IS(k, kn, "id")) {
+            if (id || !fast_num(&s, &id, &idn, &id_int)) goto decline;
+        } else if (FAST_IS(k, kn, "v")) {
+            if (v || !fast_num(&s, &v, &vn, &v_int)) goto decline;
+            v_num = 1;
+        } else if (FAST_IS(k, kn, "op")) {
+            if (op || !fast_str(&s, &op, &opn)) goto decline;
+        } else if (FAST_IS(k, kn, "service")) {
+            if (service || !fast_str(&s, &service, &servicen)) goto decline;
+        } else if (FAST_IS(k, kn, "var")) {
+            if (var || !fast_str(&s, &var, &varn)) goto decline;
+        } else if (FAST_IS(k, kn, "kind")) {
+            if (kind || !fast_str(&s, &kind, &kindn)) goto decline;
+        } else if (FAST_IS(k, kn, "end")) {
+            if (end || !fast_str(&s, &end, &endn)) goto decline;
+        } else if (FAST_IS(k, kn, "index")) {
+            if (index) goto decline;
+            if (s.p < s.e && *s.p == '"') {
+                if (!fast_str(&s, &index, &indexn)) goto decline;
+                index_str = 1;
+            } else if (!fast_num(&s, &index, &indexn, &index_int)) {
+                goto decline;
+            }
+        } else if (FAST_IS(k, kn, "key")) {
+            if (r->has_key || !fast_value(&s, &r->key)) goto decline;
+            r->has_key = 1;
+        } else if (FAST_IS(k, kn, "value")) {
+            if (r->has_value || !fast_value(&s, &r->value)) goto decline;
+            r->has_value = 1;
+        } else {
+            goto decline; /* other members, known or not: the cJSON path */
+        }
+        more = fast_next(&s);
+        if (!more) goto decline;
+    }
+    fast_ws(&s);
+    if (s.p != s.e) goto decline; /* (cJSON ignores what follows; the cJSON path decides) */
+    if (!id || !fast_u53(&r->id, id, idn, id_int)) goto decline;
+    if (!v_num || !FAST_IS(v, vn, "1")) goto decline;
+    if (!op) goto decline;
+    for (int i = 1; i < COMMY_WIRE_OP_COUNT_; i++)
+        if (opn && op_names[i][0] == op[0] && strlen(op_names[i]) == opn && memcmp(op_names[i], op, opn) == 0) {
+            r->op = (commy_wire_op)i;
+            break;
+        }
+    switch (r->op) {
+    case COMMY_WIRE_OP_NONE:            /* EUNKNOWNOP */
+    case COMMY_WIRE_OP_AUTHENTICATE:    /* credentials */
+    case COMMY_WIRE_OP_OPEN_SERVICE:    /* mode */
+    case COMMY_WIRE_OP_REVOKE_CLIENT:   /* client_id */
+    case COMMY_WIRE_OP_DECLARE:         /* types, flags */
+    case COMMY_WIRE_OP_CAS:             /* 64-bit operands */
+    case COMMY_WIRE_OP_FETCH_ADD:
+        goto decline;
+    default:
+        break;
+    }
+    r->op_name = op_names[r->op];
+    int needs_var = (r->op >= COMMY_WIRE_OP_GET && r->op <= COMMY_WIRE_OP_UNSUBSCRIBE) || r->op >= COMMY_WIRE_OP_DECLARE;
+    int needs_service = (r->op >= COMMY_WIRE_OP_CREATE_SERVICE && r->op <= COMMY_WIRE_OP_UNSUBSCRIBE) || needs_var;
+    if (service ? !fast_name(r->service, service, servicen, 0) : needs_service) goto decline;
+    if (var ? !fast_name(r->var, var, varn, 1) : needs_var) goto decline;
+    if (index) {
+        int64_t si;
+        if (index_str ? !fast_dec64(index, indexn, 0, &si, &r->index) : !fast_u53(&r->index, index, indexn, index_int))
+            goto decline;
+        r->has_index = 1;
+    }
+    if (kind) {
+        char b[8];
+        if (kindn >= sizeof b) goto decline;
+        memcpy(b, kind, kindn);
+        b[kindn] = '\0';
+        if (!(r->kind = commy_wire_kind_parse(b))) goto decline;
+    }
+    if (end) {
+        r->has_end = 1;
+        if (FAST_IS(end, endn, "front")) r->front = 1;
+        else if (!FAST_IS(end, endn, "back")) goto decline;
+    }
+    r->limit = 100;
+    switch (r->op) {
+    case COMMY_WIRE_OP_SET: case COMMY_WIRE_OP_PUSH: case COMMY_WIRE_OP_APPEND:
+        if (!r->has_value) goto decline;
+        break;
+    case COMMY_WIRE_OP_INSERT:
+        if (!r->has_value || !r->has_index) goto decline;
+        break;
+    case COMMY_WIRE_OP_ADD: case COMMY_WIRE_OP_CONTAINS:
+        if (!r->has_key) goto decline;
+        break;
+    case COMMY_WIRE_OP_REMOVE:
+        if (!r->has_key && !r->has_index) goto decline;
+        break;
+    default: break;
+    }
+    return 1;
+decline:
+    commy_wire_value_free(&r->key);
+    commy_wire_value_free(&r->value);
+    return 0;
+}
+
+#undef FAST_IS
+
+int commy_wire_request_parse(commy_wire_request *r, commy_wire_fault *f, const char *frame, size_t len, size_t max_len)
+{
+    if (len <= max_len && commy_wire_request_parse_fast(r, frame, len)) {
+        if (f) f->code = 0, f->has_id = 1, f->id = r->id, f->message[0] = '\0';
+        return COMMY_OK;
+    }
+    return commy_wire_request_parse_json(r, f, frame, len, max_len);
+}
+
+int commy_wire_request_parse_json(commy_wire_request *r, commy_wire_fault *f, const char *frame, size_t len,
+                                  size_t max_len)
+{
+    request_clear(r);
     if (f) f->code = f->has_id = 0, f->id = 0, f->message[0] = '\0';
     if (len > max_len) return fault(f, COMMY_WIRE_ETOOBIG, "the frame is %zu bytes; the limit is %zu", len, max_len);
     cJSON *root = cJSON_ParseWithLength(frame, len);
@@ -806,27 +1308,40 @@ char *commy_wire_request_build(uint64_t id, const char *op, cJSON *fields)
 #define WIRE_STR_(x) #x
 #define WIRE_STR(x) WIRE_STR_(x)
 
-char *commy_wire_reply_ok(uint64_t id, cJSON *result)
+size_t commy_wire_reply_ok_print(char *out, size_t cap, uint64_t id, const char *result, size_t rlen)
 {
     /* the envelope by hand: it is on every request's path, and cJSON prints
      * each number with "%1.15g" and reads it back to check */
-    if (!result) result = cJSON_CreateObject();
-    if (!result) return NULL;
-    char stack[256], *body = cJSON_PrintPreallocated(result, stack, sizeof stack, 0) ? stack : cJSON_PrintUnformatted(result);
-    cJSON_Delete(result);
-    if (!body) return NULL;
-    /* {"v":1,"id":ID,"ok":true,"result":BODY}, without snprintf's format parse */
     static const char head[] = "{\"v\":" WIRE_STR(COMMY_WIRE_VERSION) ",\"id\":", mid[] = ",\"ok\":true,\"result\":";
+    if (!result) result = "{}", rlen = 2;
     char digits[24], *d = digits + sizeof digits;
     do *--d = (char)('0' + id % 10); while ((id /= 10) != 0);
-    size_t nd = (size_t)(digits + sizeof digits - d), n = strlen(body);
-    char *out = malloc(sizeof head - 1 + nd + sizeof mid - 1 + n + 2), *o = out;
-    if (out) {
-        memcpy(o, head, sizeof head - 1), o += sizeof head - 1;
-        memcpy(o, d, nd), o += nd;
-        memcpy(o, mid, sizeof mid - 1), o += sizeof mid - 1;
-        memcpy(o, body, n), o += n;
-        memcpy(o, "}", 2);
+    size_t nd = (size_t)(digits + sizeof digits - d);
+    if (rlen > cap || sizeof head - 1 + nd + sizeof mid - 1 + rlen + 2 > cap) return 0;
+    char *o = out;
+    memcpy(o, head, sizeof head - 1), o += sizeof head - 1;
+    memcpy(o, d, nd), o += nd;
+    memcpy(o, mid, sizeof mid - 1), o += sizeof mid - 1;
+    memcpy(o, result, rlen), o += rlen;
+    memcpy(o, "}", 2);
+    return (size_t)(o + 1 - out);
+}
+
+char *commy_wire_reply_ok(uint64_t id, cJSON *result)
+{
+    char stack[256], *body = NULL;
+    size_t n = 2;
+    if (result) {
+        body = cJSON_PrintPreallocated(result, stack, sizeof stack, 0) ? stack : cJSON_PrintUnformatted(result);
+        cJSON_Delete(result);
+        if (!body) return NULL;
+        n = strlen(body);
+    }
+    size_t cap = n + 64;
+    char *out = malloc(cap);
+    if (out && !commy_wire_reply_ok_print(out, cap, id, body, n)) {
+        free(out);
+        out = NULL;
     }
     if (body != stack) free(body);
     return out;

@@ -116,6 +116,14 @@ typedef struct commy_wire_fault {
  * holds nothing that needs freeing. */
 int commy_wire_request_parse(commy_wire_request *out, commy_wire_fault *fault, const char *frame, size_t len,
                              size_t max_len);
+/* The two halves of commy_wire_request_parse, for the differential fuzz
+ * target and the tests: _fast reads the common shapes in one pass and returns
+ * 1 with *out filled, or 0 (nothing to free) when it declines the frame;
+ * _json is the cJSON path that answers every frame. Whatever _fast accepts,
+ * _json accepts with the same request. */
+int commy_wire_request_parse_fast(commy_wire_request *out, const char *frame, size_t len);
+int commy_wire_request_parse_json(commy_wire_request *out, commy_wire_fault *fault, const char *frame, size_t len,
+                                  size_t max_len);
 /* Releases the values a parsed request owns. Accepts a zeroed request. */
 void commy_wire_request_free(commy_wire_request *r);
 
@@ -147,6 +155,10 @@ void commy_wire_message_free(commy_wire_message *m);
 char *commy_wire_request_build(uint64_t id, const char *op, cJSON *fields);
 /* A success reply with result (may be NULL for {}; consumed). */
 char *commy_wire_reply_ok(uint64_t id, cJSON *result);
+/* The same success reply printed into out (cap bytes, NUL-terminated), with
+ * result as JSON text of rlen bytes (NULL for {}). Returns the frame's
+ * length, or 0 when it does not fit. */
+size_t commy_wire_reply_ok_print(char *out, size_t cap, uint64_t id, const char *result, size_t rlen);
 /* An error reply; has_id 0 gives "id": null. */
 char *commy_wire_reply_error(int has_id, uint64_t id, int code, const char *message);
 /* A push: kind ("changed", ...) plus fields (consumed, may be NULL). */
@@ -164,6 +176,11 @@ int commy_wire_value_from_json(commy_wire_value *out, const cJSON *json, commy_t
  * bytes are not a valid value of t. */
 cJSON *commy_wire_value_to_json(commy_type t, const void *bytes, size_t len);
 void commy_wire_value_free(commy_wire_value *v);
+/* Prints the JSON typed value of (t, bytes, len) into out (cap bytes,
+ * NUL-terminated), byte for byte as cJSON prints commy_wire_value_to_json's
+ * object, without building it. Returns the length, or 0 when it does not fit
+ * or when commy_wire_value_to_json would give NULL. */
+size_t commy_wire_value_print(char *out, size_t cap, commy_type t, const void *bytes, size_t len);
 /* Parses a type name ("i64", "blob[16]") into *out. COMMY_EINVAL if unknown. */
 int commy_wire_type_parse(commy_type *out, const char *name);
 

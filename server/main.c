@@ -196,17 +196,12 @@ static void wake(conn *c)
     }
 }
 
-/* Queues frame (a malloc'd string, consumed) for c. A queue past the cap
+/* Queues a copy of the frame's len bytes for c. A queue past the cap
  * marks c as a slow consumer: it is cut, and nobody else waits for it. */
-static void enqueue(conn *c, char *frame)
+static void enqueue_bytes(conn *c, const char *frame, size_t len)
 {
-    if (!frame) return;
-    if (c->kill_now) {
-        free(frame);
-        return;
-    }
+    if (c->kill_now) return;
     if (c->qlen >= S.cfg.outbound_queue_cap) {
-        free(frame);
         c->kill_now = 1;
         snprintf(c->kill_reason, sizeof c->kill_reason, "slow_consumer");
         S.slow_cut++;
@@ -215,16 +210,11 @@ static void enqueue(conn *c, char *frame)
         wake(c);
         return;
     }
-    size_t len = strlen(frame);
     outmsg *m = malloc(sizeof *m + LWS_PRE + len);
-    if (!m) {
-        free(frame);
-        return;
-    }
+    if (!m) return;
     m->next = NULL;
     m->len = len;
     memcpy(m->data + LWS_PRE, frame, len);
-    free(frame);
     if (c->qtail) c->qtail->next = m;
     else {
         c->qhead = m;
@@ -233,6 +223,14 @@ static void enqueue(conn *c, char *frame)
     c->qtail = m;
     c->qlen++;
     wake(c);
+}
+
+/* Queues frame (a malloc'd string, consumed) for c. */
+static void enqueue(conn *c, char *frame)
+{
+    if (!frame) return;
+    enqueue_bytes(c, frame, strlen(frame));
+    free(frame);
 }
 
 static void queue_free(conn *c)
@@ -362,10 +360,11 @@ static int notify(watch *w)
         char *frame = commy_wire_push_build("changed", fields);
         fields = NULL;
         if (!frame) return 0;
+        size_t flen = strlen(frame); /* printed once, copied into each subscriber's queue */
         for (conn *c = S.conns; c; c = c->next)
             for (int i = 0; i < c->nsubs; i++)
                 if (c->subs[i].svc == w->svc && strcmp(c->subs[i].var, w->var) == 0) {
-                    enqueue(c, strdup(frame));
+                    enqueue_bytes(c, frame, flen);
                     S.pushes++;
                 }
         free(frame);
@@ -568,7 +567,8 @@ typedef struct reply {
     int deferred; /* answered later by srv_ticket_done */
     int code;
     char msg[512];
-    cJSON *result;
+    cJSON *result; /* NULL: {} (or text) */
+    srv_text text; /* a variable operation's result printed as JSON, when text.len > 0 */
 } reply;
 
 static int fail(reply *r, int code, const char *fmt, ...)
@@ -871,7 +871,7 @@ static int dispatch(reply *rp, conn *c, const commy_wire_request *r)
         }
         if (c->npend) return fail(rp, COMMY_EBUSY, "waits behind the pending writes"); /* handle_frame: waits */
     }
-    rc = srv_ops_apply_cached(&rp->result, &s->vars, s->alloc, r, rp->msg, sizeof rp->msg);
+    rc = srv_ops_apply_cached(&rp->result, &rp->text, &s->vars, s->alloc, r, rp->msg, sizeof rp->msg);
     if (rc) return rp->code = rc;
     if (writes) {
         /* push now, in this order, rather than wait for the watcher to notice */
@@ -1028,28 +1028,40 @@ static void authn_collect(void)
  * takes it: a request then costs no extra turn of the service loop. Only on
  * the lws thread, from the receive callback (S.lock held; dropped around the
  * write). Returns 1 if the frame was consumed. */
+static int can_write_now(conn *c)
+{
+    return !c->qhead && !c->ping_due && !c->kill && !c->kill_now && !lws_partial_buffered(c->wsi);
+}
+
+/* Writes the len bytes at p, which has LWS_PRE bytes of room before it
+ * (can_write_now(c) said yes). */
+static void write_now(conn *c, unsigned char *p, size_t len)
+{
+    /* not under S.lock, like every lws_write here (only this thread frees c) */
+    pthread_mutex_unlock(&S.lock);
+    int w = lws_write(c->wsi, p, len, LWS_WRITE_TEXT);
+    pthread_mutex_lock(&S.lock);
+    if (w < (int)len) {
+        c->kill_now = 1; /* the connection is broken: close it */
+        snprintf(c->kill_reason, sizeof c->kill_reason, "write_failed");
+        wake(c);
+        return;
+    }
+    S.messages_out++;
+    S.bytes_out += len;
+    c->last_progress = time(NULL);
+}
+
 static int reply_now(conn *c, char *frame)
 {
-    if (!frame || c->qhead || c->ping_due || c->kill || c->kill_now || lws_partial_buffered(c->wsi)) return 0;
+    if (!frame || !can_write_now(c)) return 0;
     size_t len = strlen(frame);
     unsigned char stack[LWS_PRE + 1024], *b = len <= 1024 ? stack : malloc(LWS_PRE + len);
     if (!b) return 0;
     memcpy(b + LWS_PRE, frame, len);
     free(frame);
-    /* not under S.lock, like every lws_write here (only this thread frees c) */
-    pthread_mutex_unlock(&S.lock);
-    int w = lws_write(c->wsi, b + LWS_PRE, len, LWS_WRITE_TEXT);
-    pthread_mutex_lock(&S.lock);
+    write_now(c, b + LWS_PRE, len);
     if (b != stack) free(b);
-    if (w < (int)len) {
-        c->kill_now = 1; /* the connection is broken: close it */
-        snprintf(c->kill_reason, sizeof c->kill_reason, "write_failed");
-        wake(c);
-        return 1;
-    }
-    S.messages_out++;
-    S.bytes_out += len;
-    c->last_progress = time(NULL);
     return 1;
 }
 
@@ -1094,7 +1106,8 @@ static int handle_frame(conn *c, const char *data, size_t len)
         commy_wire_request_free(&r); /* answered by authn_collect */
         return 0;
     } else {
-        reply rp = {0};
+        char text[512];
+        reply rp = {.text = {text, sizeof text, 0}};
         c->cur_frame = data;
         c->cur_len = len;
         dispatch(&rp, c, &r);
@@ -1105,6 +1118,22 @@ static int handle_frame(conn *c, const char *data, size_t len)
             if (!rp.deferred) cJSON_Delete(rp.result);
             commy_wire_request_free(&r);
             return !rp.deferred;
+        }
+        if (!rp.code && !rp.result) {
+            /* {} or a printed value: the frame is printed once, where lws
+             * writes it from (LWS_PRE bytes of room before it) */
+            unsigned char fb[LWS_PRE + sizeof text + 64];
+            size_t n = commy_wire_reply_ok_print((char *)fb + LWS_PRE, sizeof fb - LWS_PRE, r.id,
+                                                 rp.text.len ? text : NULL, rp.text.len);
+            if (n) {
+                commy_wire_request_free(&r);
+                forget_secrets(&r);
+                if (!c->resuming && can_write_now(c)) write_now(c, fb + LWS_PRE, n);
+                else enqueue_bytes(c, (char *)fb + LWS_PRE, n);
+                return 0;
+            }
+            rp.code = COMMY_EIO; /* cannot be: the room is sized for the frame */
+            snprintf(rp.msg, sizeof rp.msg, "the reply did not fit its buffer");
         }
         out = answer(c, &r, &rp);
         commy_wire_request_free(&r);

@@ -363,7 +363,7 @@ static int range(cJSON *res, srv_var *v, const commy_wire_request *r, char *msg,
     return COMMY_OK;
 }
 
-static int apply_on(cJSON **result, srv_var *vp, const commy_wire_request *r, char *msg, size_t cap);
+static int apply_on(cJSON **result, srv_text *text, srv_var *vp, const commy_wire_request *r, char *msg, size_t cap);
 
 int srv_ops_apply(cJSON **result, commy_alloc *a, const commy_wire_request *r, char *msg, size_t cap)
 {
@@ -372,7 +372,7 @@ int srv_ops_apply(cJSON **result, commy_alloc *a, const commy_wire_request *r, c
     srv_var v;
     int rc = open_for(&v, a, r, msg, cap);
     if (rc) return rc;
-    rc = apply_on(result, &v, r, msg, cap);
+    rc = apply_on(result, NULL, &v, r, msg, cap);
     srv_var_close(&v);
     return rc;
 }
@@ -401,10 +401,11 @@ void srv_var_cache_flush(srv_var_cache **cache)
     *cache = NULL;
 }
 
-int srv_ops_apply_cached(cJSON **result, srv_var_cache **cache, commy_alloc *a, const commy_wire_request *r,
-                         char *msg, size_t cap)
+int srv_ops_apply_cached(cJSON **result, srv_text *text, srv_var_cache **cache, commy_alloc *a,
+                         const commy_wire_request *r, char *msg, size_t cap)
 {
     *result = NULL;
+    if (text) text->len = 0;
     if (r->op == COMMY_WIRE_OP_DECLARE) return declare(result, a, r, msg, cap);
     if (*cache && (*cache)->alloc != a) srv_var_cache_flush(cache);
     if (!*cache) {
@@ -421,28 +422,49 @@ int srv_ops_apply_cached(cJSON **result, srv_var_cache **cache, commy_alloc *a, 
      * (a removal after this check fails the op as it would a fresh handle) */
     if (c->slot[i].v.h && strcmp(c->slot[i].name, r->var) == 0 &&
         srv_var_version(&ver, &c->slot[i].v) != COMMY_ENOTFOUND)
-        return apply_on(result, &c->slot[i].v, r, msg, cap);
+        return apply_on(result, text, &c->slot[i].v, r, msg, cap);
     srv_var v;
     int rc = open_for(&v, a, r, msg, cap);
     if (rc) return rc;
     srv_var_close(&c->slot[i].v);
     c->slot[i].v = v;
     snprintf(c->slot[i].name, sizeof c->slot[i].name, "%s", r->var);
-    return apply_on(result, &c->slot[i].v, r, msg, cap);
+    return apply_on(result, text, &c->slot[i].v, r, msg, cap);
 }
 
-/* Applies r to the open variable *vp (left open). */
-static int apply_on(cJSON **result, srv_var *vp, const commy_wire_request *r, char *msg, size_t cap)
+/* The result object, made when the first member goes in (NULL stands for {}). */
+static cJSON *obj(cJSON **res)
+{
+    if (!*res) *res = cJSON_CreateObject();
+    return *res;
+}
+
+/* A result of one typed value: printed straight into text as
+ * {"value":...} when the caller gave room for it, else as a cJSON member. */
+static int put_value(cJSON **res, srv_text *text, commy_type t, const buf *b)
+{
+    static const char head[] = "{\"value\":";
+    if (text && text->cap > sizeof head + 1) {
+        size_t n = commy_wire_value_print(text->p + sizeof head - 1, text->cap - sizeof head, t, b->p, b->len);
+        if (n) {
+            memcpy(text->p, head, sizeof head - 1);
+            memcpy(text->p + sizeof head - 1 + n, "}", 2);
+            text->len = sizeof head + n;
+            return COMMY_OK;
+        }
+    }
+    return obj(res) ? add_value(*res, "value", t, b) : COMMY_ENOMEM;
+}
+
+/* Applies r to the open variable *vp (left open). A result is *result, or
+ * text (when given and text->len ends up > 0). */
+static int apply_on(cJSON **result, srv_text *text, srv_var *vp, const commy_wire_request *r, char *msg, size_t cap)
 {
     srv_var v = *vp;
     int rc;
-    cJSON *res = cJSON_CreateObject();
+    cJSON *res = NULL;
     unsigned char first[256];
     buf b = {first, sizeof first, 0, 0};
-    if (!res) {
-        rc = say(msg, cap, COMMY_ENOMEM, "out of memory");
-        goto out;
-    }
     uint32_t kind = v.kind;
     int keyed = kind == COMMY_KIND_MAP || kind == COMMY_KIND_OMAP || kind == COMMY_KIND_SET || kind == COMMY_KIND_OSET;
     int indexed = kind == COMMY_KIND_VEC || kind == COMMY_KIND_DEQUE;
@@ -473,7 +495,7 @@ static int apply_on(cJSON **result, srv_var *vp, const commy_wire_request *r, ch
             rc = say(msg, cap, COMMY_ENOTSUP, "get does not apply to a %s: use contains or range", commy_kind_name(kind));
             goto out;
         }
-        if (rc == COMMY_OK && (rc = add_value(res, "value", vtype, &b)))
+        if (rc == COMMY_OK && (rc = put_value(&res, text, vtype, &b)))
             say(msg, cap, rc, "the value cannot be carried as JSON (a str with a NUL byte)");
         break;
     case COMMY_WIRE_OP_SET:
@@ -512,14 +534,14 @@ static int apply_on(cJSON **result, srv_var *vp, const commy_wire_request *r, ch
             rc = say(msg, cap, COMMY_ENOTSUP, "pop applies to vec (back) and deque, not %s", commy_kind_name(kind));
             goto out;
         }
-        if (rc == COMMY_OK) rc = add_value(res, "value", vtype, &b);
+        if (rc == COMMY_OK) rc = put_value(&res, text, vtype, &b);
         break;
     case COMMY_WIRE_OP_ADD: {
         int added = 0;
         if (kind == COMMY_KIND_SET) rc = commy_set_add(&added, v.h, key, klen);
         else if (kind == COMMY_KIND_OSET) rc = commy_oset_add(&added, v.h, key, klen);
         else { rc = say(msg, cap, COMMY_ENOTSUP, "add applies to set and oset, not %s", commy_kind_name(kind)); goto out; }
-        if (!rc) cJSON_AddBoolToObject(res, "added", added);
+        if (!rc) cJSON_AddBoolToObject(obj(&res), "added", added);
         break;
     }
     case COMMY_WIRE_OP_REMOVE:
@@ -544,20 +566,20 @@ static int apply_on(cJSON **result, srv_var *vp, const commy_wire_request *r, ch
            : kind == COMMY_KIND_OMAP ? commy_omap_contains(&present, v.h, key, klen)
            : kind == COMMY_KIND_SET ? commy_set_contains(&present, v.h, key, klen)
                                     : commy_oset_contains(&present, v.h, key, klen);
-        if (!rc) cJSON_AddBoolToObject(res, "present", present);
+        if (!rc) cJSON_AddBoolToObject(obj(&res), "present", present);
         break;
     }
     case COMMY_WIRE_OP_LEN: {
         uint64_t n = 0;
         rc = var_len(&n, &v);
         if (!rc) {
-            cJSON_AddItemToObject(res, "len", len_json(n));
+            cJSON_AddItemToObject(obj(&res), "len", len_json(n));
             cJSON_AddStringToObject(res, "kind", commy_kind_name(kind));
         }
         break;
     }
     case COMMY_WIRE_OP_RANGE:
-        rc = range(res, &v, r, msg, cap);
+        rc = obj(&res) ? range(res, &v, r, msg, cap) : say(msg, cap, COMMY_ENOMEM, "out of memory");
         goto out;
     case COMMY_WIRE_OP_CLEAR:
         switch (kind) {
@@ -584,7 +606,7 @@ static int apply_on(cJSON **result, srv_var *vp, const commy_wire_request *r, ch
         int64_t old = 0;
         rc = r->op == COMMY_WIRE_OP_CAS ? commy_box_cas(&old, v.h, r->expected, r->desired)
                                         : commy_box_fetch_add(&old, v.h, r->delta);
-        if (!rc) cJSON_AddItemToObject(res, "old", i64_json(old));
+        if (!rc) cJSON_AddItemToObject(obj(&res), "old", i64_json(old));
         break;
     }
     default:

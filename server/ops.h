@@ -31,15 +31,25 @@ int srv_state_capture(cJSON **out, srv_var *v);
 int srv_state_apply(int *changed, commy_alloc *a, const char *name, const cJSON *st, char *msg, size_t cap);
 
 /* Applies a variable request (get ... range) to a. *result receives the
- * reply's result object. On failure returns the code with a sentence in msg. */
+ * reply's result object (NULL for {}). On failure returns the code with a
+ * sentence in msg. */
 int srv_ops_apply(cJSON **result, commy_alloc *a, const commy_wire_request *r, char *msg, size_t cap);
 /* The open variables of one service's file, kept between requests (NULL =
  * none yet). srv_ops_apply_cached is srv_ops_apply that opens a variable
  * once instead of on every request. Flush before the file is closed or
  * replaced; one thread at a time (the server's S.lock). */
 typedef struct srv_var_cache srv_var_cache;
-int srv_ops_apply_cached(cJSON **result, srv_var_cache **cache, commy_alloc *a, const commy_wire_request *r,
-                         char *msg, size_t cap);
+/* Room for a result printed as JSON text. srv_ops_apply_cached puts a result
+ * of one typed value (get, pop) here as {"value":...} (len > 0, NUL-terminated)
+ * rather than in a cJSON tree, when it fits. */
+typedef struct srv_text {
+    char *p;
+    size_t cap, len;
+} srv_text;
+/* text may be NULL. On success the result is text (text->len > 0), else
+ * *result, where NULL stands for {}. */
+int srv_ops_apply_cached(cJSON **result, srv_text *text, srv_var_cache **cache, commy_alloc *a,
+                         const commy_wire_request *r, char *msg, size_t cap);
 void srv_var_cache_flush(srv_var_cache **cache);
 /* 1 if the op writes. */
 int srv_ops_writes(commy_wire_op op);

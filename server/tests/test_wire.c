@@ -170,9 +170,96 @@ static void test_messages(void)
     free(s);
 }
 
+/* The fast path (commy_wire_request_parse_fast) takes the common shapes and
+ * reads them exactly as the cJSON path does; it declines the rest, which the
+ * cJSON path then answers (fuzz_wire_fast checks the same on random input). */
+static int same_request(const commy_wire_request *a, const commy_wire_request *b)
+{
+    return a->id == b->id && a->op == b->op && strcmp(a->service, b->service) == 0 && strcmp(a->var, b->var) == 0 &&
+           a->kind == b->kind && a->front == b->front && a->has_end == b->has_end && a->has_index == b->has_index &&
+           a->index == b->index && a->limit == b->limit && a->has_key == b->has_key && a->has_value == b->has_value &&
+           a->key.type == b->key.type && a->key.len == b->key.len &&
+           (!a->has_key || memcmp(a->key.data, b->key.data, a->key.len) == 0) && a->value.type == b->value.type &&
+           a->value.len == b->value.len && (!a->has_value || memcmp(a->value.data, b->value.data, a->value.len) == 0);
+}
+
+static void check_fast(const char *text, int want_fast)
+{
+    commy_wire_request a, b;
+    commy_wire_fault f;
+    int fast = commy_wire_request_parse_fast(&a, text, strlen(text));
+    CHECK(fast == want_fast);
+    if (fast != want_fast) fprintf(stderr, "  fast path %s %s\n", fast ? "took" : "declined", text);
+    if (!fast) return;
+    CHECK_OK(commy_wire_request_parse_json(&b, &f, text, strlen(text), 4096));
+    CHECK(same_request(&a, &b));
+    commy_wire_request_free(&a);
+    commy_wire_request_free(&b);
+}
+
+static void test_fast_path(void)
+{
+    /* taken: what the server bench, the session and the bindings send most */
+    check_fast("{\"v\":1,\"id\":7,\"op\":\"get\",\"service\":\"b\",\"var\":\"k0\"}", 1);
+    check_fast("{\"v\":1,\"id\":8,\"op\":\"set\",\"service\":\"b\",\"var\":\"k0\",\"kind\":\"box\",\"value\":{\"t\":\"i64\",\"v\":\"-42\"}}", 1);
+    check_fast(" {\n\"value\" : {\"v\":\"AQID\",\"t\":\"blob[3]\"}, \"op\":\"set\",\"var\":\"v:1\",\"index\":\"3\",\"service\":\"s\",\"id\":9007199254740991,\"v\":1}\r\n", 1);
+    check_fast("{\"v\":1,\"id\":1,\"op\":\"set\",\"service\":\"s\",\"var\":\"m\",\"kind\":\"map\",\"key\":{\"t\":\"str\",\"v\":\"caf\xc3\xa9\"},\"value\":{\"t\":\"f64\",\"v\":-2.5e-3}}", 1);
+    check_fast("{\"v\":1,\"id\":1,\"op\":\"push\",\"service\":\"s\",\"var\":\"q\",\"end\":\"front\",\"value\":{\"t\":\"u32\",\"v\":4294967295}}", 1);
+    check_fast("{\"v\":1,\"id\":1,\"op\":\"add\",\"service\":\"s\",\"var\":\"st\",\"key\":{\"t\":\"bool\",\"v\":false}}", 1);
+    check_fast("{\"v\":1,\"id\":1,\"op\":\"set\",\"service\":\"s\",\"var\":\"f\",\"value\":{\"t\":\"f32\",\"v\":\"-inf\"}}", 1);
+    check_fast("{\"v\":1,\"id\":1,\"op\":\"len\",\"service\":\"s\",\"var\":\"a\"}", 1);
+    /* declined: escapes, repeats, other members, anything the cJSON path refuses */
+    check_fast("{\"v\":1,\"id\":1,\"op\":\"set\",\"service\":\"s\",\"var\":\"t\",\"value\":{\"t\":\"str\",\"v\":\"a\\nb\"}}", 0);
+    check_fast("{\"v\":1,\"id\":1,\"op\":\"get\",\"service\":\"s\",\"var\":\"a\",\"var\":\"b\"}", 0);
+    check_fast("{\"v\":1,\"id\":1,\"op\":\"get\",\"service\":\"s\",\"var\":\"a\",\"extra\":1}", 0);
+    check_fast("{\"v\":1,\"id\":1,\"op\":\"range\",\"service\":\"s\",\"var\":\"a\",\"limit\":5}", 0);
+    check_fast("{\"v\":1,\"id\":9007199254740992,\"op\":\"get\",\"service\":\"s\",\"var\":\"a\"}", 0);
+    check_fast("{\"v\":1,\"id\":1.0,\"op\":\"get\",\"service\":\"s\",\"var\":\"a\"}", 0);
+    check_fast("{\"v\":1.0,\"id\":1,\"op\":\"get\",\"service\":\"s\",\"var\":\"a\"}", 0);
+    check_fast("{\"v\":1,\"id\":1,\"op\":\"get\",\"service\":\"s\",\"var\":\"a\"} x", 0);
+    check_fast("{\"v\":1,\"id\":1,\"op\":\"set\",\"service\":\"s\",\"var\":\"a\",\"value\":{\"t\":\"i8\",\"v\":128}}", 0);
+    check_fast("{\"v\":1,\"id\":1,\"op\":\"set\",\"service\":\"s\",\"var\":\"a\",\"value\":{\"t\":\"u64\",\"v\":\"018\"}}", 0);
+    check_fast("{\"v\":1,\"id\":1,\"op\":\"set\",\"service\":\"s\",\"var\":\"a\",\"value\":{\"t\":\"i32\",\"v\":1e3}}", 0);
+    check_fast("{\"v\":1,\"id\":1,\"op\":\"authenticate\",\"tenant\":\"t\",\"api_key\":\"k.s\"}", 0);
+    check_fast("{\"v\":1,\"id\":1,\"op\":\"get\",\"service\":\"s\",\"var\":\"\\u0061\"}", 0);
+    check_fast("{\"v\":1,\"id\":1,\"op\":\"get\",\"service\":\"s\",\"var\":\"a\"", 0);
+
+    /* the value printer gives cJSON's text, byte for byte */
+    unsigned char vals[][8] = {{0x80, 0, 0, 0, 0, 0, 0, 0x80}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, {1}};
+    commy_type types[] = {COMMY_T_I64, COMMY_T_U64, COMMY_T_I8, COMMY_T_U32, COMMY_T_I16, COMMY_T_F64, COMMY_T_F32,
+                          COMMY_T_BOOL, COMMY_T_BYTES, COMMY_TYPE_BLOB(5), COMMY_T_STR};
+    for (size_t v = 0; v < 3; v++)
+        for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+            size_t len = commy_type_size(types[t]) ? commy_type_size(types[t]) : 5;
+            if (types[t] == COMMY_T_BOOL && vals[v][0] > 1) continue;
+            char out[256];
+            size_t n = commy_wire_value_print(out, sizeof out, types[t], vals[v], len);
+            cJSON *j = commy_wire_value_to_json(types[t], vals[v], len);
+            char *want = j ? cJSON_PrintUnformatted(j) : NULL;
+            CHECK(want ? n == strlen(want) && strcmp(out, want) == 0 : n == 0);
+            if (want && strcmp(out, want) != 0) fprintf(stderr, "  printed %s, cJSON %s\n", out, want);
+            free(want);
+            cJSON_Delete(j);
+        }
+    const char *strs[] = {"plain", "q\"b\\s/\x01\x1f\b\f\n\r\t\x7f\xc3\xa9", ""};
+    for (size_t i = 0; i < 3; i++) {
+        char out[256];
+        size_t n = commy_wire_value_print(out, sizeof out, COMMY_T_STR, strs[i], strlen(strs[i]));
+        cJSON *j = commy_wire_value_to_json(COMMY_T_STR, strs[i], strlen(strs[i]));
+        char *want = cJSON_PrintUnformatted(j);
+        CHECK(n == strlen(want) && strcmp(out, want) == 0);
+        free(want);
+        cJSON_Delete(j);
+    }
+    char small[8];
+    CHECK(commy_wire_value_print(small, sizeof small, COMMY_T_STR, "a long string", 13) == 0); /* no room: declines */
+    CHECK(commy_wire_value_print(small, sizeof small, COMMY_T_STR, "a\0b", 3) == 0);
+}
+
 int main(void)
 {
     harness_run("requests", test_requests);
+    harness_run("fast_path", test_fast_path);
     harness_run("values", test_values);
     harness_run("messages", test_messages);
     return harness_finish();
