@@ -418,8 +418,10 @@ size_t commy_wire_value_print(char *out, size_t cap, commy_type type, const void
         cJSON_Delete(j);
         return ok ? strlen(out) : 0;
     }
-    char tname[24];
-    commy_type_name(tname, sizeof tname, type);
+    static const char *const names[] = {"", "i8", "i16", "i32", "i64", "u8", "u16", "u32",
+                                        "u64", "f32", "f64", "bool", "bytes", "str"};
+    char blob[24];
+    const char *tname = base < sizeof names / sizeof names[0] ? names[base] : commy_type_name(blob, sizeof blob, type);
     size_t tn = strlen(tname);
     /* the longest a value prints: 6 bytes per str byte (\u00XX), base64's 4
      * per 3, 22 for an integer, plus the frame {"t":"","v":} */
@@ -767,8 +769,16 @@ static void fast_ws(fast *s)
 {
     /* JSON's four whitespace characters (cJSON skips every byte <= 32: the
      * others are declined) */
-    while (s->p < s->e && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t')) s->p++;
+    while (s->p < s->e && (unsigned char)*s->p <= ' ' &&
+           (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
+        s->p++;
 }
+
+/* The bytes that end a plain string's run: '"', '\\' and the control
+ * characters. */
+#define FAST_X16 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+static const unsigned char fast_stop[256] = {FAST_X16, FAST_X16, 0, 0, 1 /* '"' */, [92] = 1 /* '\\' */};
+#undef FAST_X16
 
 /* A string without escapes and control characters; its bytes are
  * [*out, *out + *n). */
@@ -776,12 +786,8 @@ static int fast_str(fast *s, const char **out, size_t *n)
 {
     if (s->p >= s->e || *s->p != '"') return 0;
     const char *q = s->p + 1;
-    while (q < s->e && *q != '"') {
-        unsigned char c = (unsigned char)*q;
-        if (c < 0x20 || c == '\\') return 0;
-        q++;
-    }
-    if (q >= s->e) return 0;
+    while (q < s->e && !fast_stop[(unsigned char)*q]) q++;
+    if (q >= s->e || *q != '"') return 0;
     *out = s->p + 1;
     *n = (size_t)(q - s->p - 1);
     s->p = q + 1;
@@ -911,11 +917,21 @@ static int fast_value(fast *s, commy_wire_value *out)
         if (!(more = fast_next(s))) return 0;
     }
     if (!t || !vkind || tn == 0 || tn > 15) return 0;
-    char tname[16];
-    memcpy(tname, t, tn);
-    tname[tn] = '\0';
-    commy_type type;
-    if (commy_wire_type_parse(&type, tname) != COMMY_OK) return 0;
+    commy_type type = 0;
+    if (tn < 8) { /* the plain types: one 8-byte compare each (commy_wire_type_parse's order) */
+        static const char names[][8] = {"", "i8", "i16", "i32", "i64", "u8", "u16", "u32",
+                                        "u64", "f32", "f64", "bool", "bytes", "str"};
+        char k[8] = {0};
+        memcpy(k, t, tn);
+        for (uint32_t i = 1; i < sizeof names / sizeof names[0] && !type; i++)
+            if (memcmp(k, names[i], 8) == 0) type = i;
+    }
+    if (!type) {
+        char tname[16];
+        memcpy(tname, t, tn);
+        tname[tn] = '\0';
+        if (commy_wire_type_parse(&type, tname) != COMMY_OK) return 0;
+    }
     unsigned char num[8];
     const void *src = num;
     size_t len = 0;
@@ -1001,13 +1017,24 @@ static int fast_value(fast *s, commy_wire_value *out)
     return 1;
 }
 
-/* A name member (service, var) as get_str checks it, into dst (64 bytes). */
+/* A name member (service, var) as get_str and name_ok check it, into dst
+ * (64 bytes). */
 static int fast_name(char *dst, const char *t, size_t n, int root)
 {
-    if (n == 0 || n > COMMY_WIRE_NAME_MAX) return 0;
+    /* 1: [A-Za-z0-9_.-], 2: ':' (root names only) */
+    static const unsigned char ok[256] = {
+        ['-'] = 1, ['.'] = 1, ['_'] = 1, [':'] = 2,
+        ['0'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        ['A'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        ['a'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    };
+    unsigned char allow = root ? 3 : 1;
+    if (n == 0 || n > COMMY_WIRE_NAME_MAX || (t[0] == '.' && !root)) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(ok[(unsigned char)t[i]] & allow)) return 0;
     memcpy(dst, t, n);
     dst[n] = '\0';
-    return name_ok(dst, root);
+    return 1;
 }
 
 static void request_clear(commy_wire_request *r)
