@@ -330,6 +330,19 @@ void commy__wake_bucket(struct commy__wait_bucket *b)
     futex(&b->seq, FUTEX_WAKE, INT_MAX, NULL);
 }
 
+void commy__wake_all(commy_alloc *a)
+{
+    if (a == NULL || a->remote != NULL || a->base == NULL || a->readonly) return;
+    /* The forward (or whatever the caller published) is stored before this
+     * fence; waiters read it after their seq (commy__op_wait): either they
+     * see it, or this sees them registered and moves their seq. */
+    atomic_thread_fence(memory_order_seq_cst);
+    for (uint32_t i = 0; i < COMMY__WAIT_BUCKETS; i++) {
+        struct commy__wait_bucket *b = (struct commy__wait_bucket *)(void *)(a->base + COMMY__WAIT_OFF) + i;
+        if (atomic_load_explicit(&b->waiters, memory_order_seq_cst) != 0) commy__wake_bucket(b);
+    }
+}
+
 int commy__op_version(uint32_t *out, struct commy__handle *h)
 {
     int rc = check_handle(h, "version");
@@ -397,6 +410,13 @@ int commy__op_wait(struct commy__handle *h, uint32_t seen, int32_t timeout_ms)
          * this read moves seq after it too, so the FUTEX_WAIT below cannot
          * sleep through it. */
         uint32_t s = atomic_load_explicit(&b->seq, memory_order_seq_cst);
+        /* The service moved to a new file (local mode of a session): writes
+         * land there now, so nothing will wake us here. "May have changed":
+         * the caller's next call follows the forward. */
+        if (atomic_load_explicit(&a->forward, memory_order_seq_cst) != NULL) {
+            rc = COMMY_OK;
+            break;
+        }
         uint32_t cur = atomic_load_explicit(&c->version, memory_order_seq_cst);
         /* Judged after the version read: if the header is still this
          * container's, the version read was its own (the block may have been

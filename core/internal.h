@@ -518,6 +518,9 @@ static inline struct commy__wait_bucket *commy__wait_bucket_of(const commy_alloc
 
 /* Moves the bucket's seq and wakes everyone asleep on it (container.c). */
 void commy__wake_bucket(struct commy__wait_bucket *b) COMMY__HIDDEN;
+/* Wakes every bucket that has waiters, after the caller published
+ * something waiters check (a's forward): see commy__alloc_forward. */
+void commy__wake_all(commy_alloc *a) COMMY__HIDDEN;
 
 /* The writer's half of the pairing, after it moved the version of the
  * container at off with a sequentially consistent operation (or a full

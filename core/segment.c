@@ -543,6 +543,7 @@ int commy__retired_wait(commy_alloc *a)
 void commy__alloc_forward(commy_alloc *from, commy_alloc *to)
 {
     atomic_store_explicit(&from->forward, to, memory_order_release);
+    commy__wake_all(from); /* waits asleep in the old file return: writes land in the new one */
     atomic_fetch_add_explicit(&from->forward_seq, 1, memory_order_release);
     futex_private(&from->forward_seq, FUTEX_WAKE, INT32_MAX, NULL);
 }

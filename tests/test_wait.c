@@ -14,6 +14,7 @@
  * parent's hang guard kills a waiter still asleep after GUARD_MS, and that
  * fails the test. No timing assertions. */
 #include "harness.h"
+#include "../core/internal.h" /* commy__alloc_forward: what a session does when its service moves */
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -503,11 +504,50 @@ static void test_shared_bucket(void)
     commy_alloc_close(a);
 }
 
+/* A session in local mode whose service moved to a new file (the server
+ * retired the old one, client/session.c forwards the segment): a wait asleep
+ * in the old file returns ("may have changed", since writes now land in the
+ * new file), and the handle's next call follows the forward. Internal API,
+ * as tests/test_retire.c drives it: the server is not needed to prove it. */
+static void test_wait_follows_forward(void)
+{
+    commy_alloc *a = open_path(harness_path("fwd-old.seg")), *b = open_path(harness_path("fwd-new.seg"));
+    commy_box *old = NULL, *nb = NULL;
+    CHECK_OK(commy_box_open(&old, a, "w", COMMY_T_I64, 0));
+    CHECK_OK(commy_box_open(&nb, b, "w", COMMY_T_I64, 0));
+    CHECK_OK(commy_box_set(nb, &(int64_t){41}, 8));
+    struct one_wait w = {old, 0, -1, 99};
+    CHECK_OK(commy_box_version(&w.seen, old));
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, one_wait_main, &w) == 0);
+    CHECK(wait_registered(harness_path("fwd-old.seg"), 1));
+    commy__alloc_forward(a, b);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += GUARD_MS / 1000;
+    REQUIRE(pthread_timedjoin_np(th, NULL, &until) == 0); /* else: asleep in the old file for good */
+    CHECK_OK(w.rc);
+    CHECK(registered(harness_path("fwd-old.seg")) == 0);
+    /* The handle now reads and writes the new file. */
+    int64_t v = 0;
+    CHECK_OK(commy_box_get(old, &v, 8, NULL));
+    CHECK(v == 41);
+    CHECK_OK(commy_box_fetch_add(NULL, old, 1));
+    CHECK_OK(commy_box_get(nb, &v, 8, NULL));
+    CHECK(v == 42);
+    commy_box_close(old);
+    commy_box_close(nb);
+    commy__alloc_forget_forwarded(a);
+    commy_alloc_close(a);
+    commy_alloc_close(b);
+}
+
 int main(void)
 {
     harness_run("wait_remove_wakes_waiters", test_remove_wakes_waiters);
     harness_run("wait_killed_waiter", test_killed_waiter);
     harness_run("wait_stress_no_lost_wakeup", test_stress_no_lost_wakeup);
     harness_run("wait_shared_bucket", test_shared_bucket);
+    harness_run("wait_follows_forward", test_wait_follows_forward);
     return harness_finish();
 }
