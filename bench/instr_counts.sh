@@ -12,7 +12,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cc -O2 -I"$root/abi" "$root/bench/hot_ops.c" -o "$tmp/hot_ops" -L"$lib" -lcommy -lpthread -Wl,-rpath,"$lib"
 n=20000
-ir() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 | sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'; }
+ir() { valgrind --tool=callgrind --fair-sched=yes --callgrind-out-file=/dev/null "$@" 2>&1 | sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'; }
 base=$(TMPDIR=$tmp ir "$tmp/hot_ops" x 0 setup-only)
 printf '%-10s %s\n' op "instructions/op (incl. ~15 of the calling loop)"
 for op in ${INSTR_OPS:-vecpush vecget dqpush dqpp mapget mapput mapins maprm omapget omapput boxadd waitrt}; do
