@@ -751,6 +751,9 @@ static void session_free(commy_session *s);
 static void *net_main(void *arg)
 {
     commy_session *s = arg;
+    /* A write from a change callback (this thread) must not wait for a
+     * `rotated` push that only this thread can process. */
+    commy__retire_nowait = 1;
     connect_now(s);
     for (;;) {
         pthread_mutex_lock(&s->mu);

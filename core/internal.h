@@ -135,6 +135,9 @@ int commy__alloc_retire(commy_alloc *a, uint32_t timeout_ms) COMMY__HIDDEN;
 /* Clears a mark left by a retirer that died before it finished (the server
  * at start, before anyone else has the file). */
 void commy__alloc_unretire(commy_alloc *a) COMMY__HIDDEN;
+/* Set on a thread that must never wait in commy__retired_wait (a session's
+ * network thread: it is the one that would end the wait). */
+extern _Thread_local int commy__retire_nowait COMMY__HIDDEN;
 /* 1 if the segment is retired. */
 int commy__alloc_retired(const commy_alloc *a) COMMY__HIDDEN;
 /* Local mode: writes that meet the mark wait up to wait_ms for the session

@@ -518,6 +518,8 @@ static long futex_private(_Atomic uint32_t *word, int op, uint32_t val, const st
     return syscall(SYS_futex, (uint32_t *)word, op | FUTEX_PRIVATE_FLAG, val, ts, NULL, 0);
 }
 
+_Thread_local int commy__retire_nowait;
+
 int commy__retired_wait(commy_alloc *a)
 {
     uint64_t start = now_ms_boot();
@@ -530,6 +532,10 @@ int commy__retired_wait(commy_alloc *a)
         uint32_t wait_ms = atomic_load_explicit(&a->retire_wait_ms, memory_order_relaxed);
         uint64_t spent = now_ms_boot() - start;
         if (wait_ms == 0) return retired_err(a);
+        if (commy__retire_nowait)
+            return commy__err(COMMY_ERETIRED, "segment '%s' is moving to a new file and this thread (the session's, "
+                              "running a change callback) is the one that maps it: the write was not made; make it "
+                              "after the callback returns", a->path);
         if (spent >= wait_ms)
             return commy__err(COMMY_ERETIRED, "segment '%s' was retired by its server (the service moved to a new "
                               "file) and the session was not told the new file within %u ms", a->path, wait_ms);
