@@ -147,6 +147,10 @@ void commy__alloc_set_rotatable(commy_alloc *a, uint32_t wait_ms) COMMY__HIDDEN;
 /* Wakes one thread asleep on the lock word. */
 void commy__lock_wake(commy_alloc *a) COMMY__HIDDEN;
 
+/* The header's retired mark, in words after the lock word (segment.h pins
+ * it): the lock's pointer, already in a register, reaches it. */
+#define COMMY__RETIRED_AFTER_LOCK 7
+
 /* Starts an operation: checks the handle is open (COMMY_ECLOSED), takes the
  * segment lock (recursively for this thread; recovering a dead holder's
  * change), and notices growth by other processes. write != 0 refuses
@@ -176,7 +180,7 @@ COMMY__INLINE int commy__begin(commy_alloc *a, int write, uint64_t *sp)
             return commy__begin_recover(a, write, sp);
         /* A retired segment takes no write (the mark was set under the lock
          * we now hold: a plain load on the lock's own line sees it). */
-        if (write && __builtin_expect(atomic_load_explicit(a->retiredw, memory_order_relaxed) != 0, 0))
+        if (write && __builtin_expect(atomic_load_explicit(a->lockw + COMMY__RETIRED_AFTER_LOCK, memory_order_relaxed) != 0, 0))
             return commy__begin_refuse_retired(a);
         *sp = 0;
         return COMMY_OK;

@@ -90,6 +90,8 @@ _Static_assert(COMMY__WAIT_OFF + COMMY__WAIT_BUCKETS * sizeof(struct commy__wait
                "the wait table fills 192..511");
 _Static_assert(__builtin_offsetof(struct commy__header, procs) == COMMY__PROC_OFF, "process table offset");
 _Static_assert(__builtin_offsetof(struct commy__header, retired) == 184, "retired mark offset");
+_Static_assert(__builtin_offsetof(struct commy__header, retired) ==
+                   COMMY__LOCK_OFF + 8 * COMMY__RETIRED_AFTER_LOCK, "retired mark, from the lock word");
 _Static_assert(__builtin_offsetof(struct commy__header, heap) == COMMY__HEAP_STATE_OFF, "heap state offset");
 _Static_assert(__builtin_offsetof(struct commy__header, quick) == 3792, "quick lists offset");
 
