@@ -90,8 +90,41 @@ valgrind_c() {
       tail -30 "$logs/valgrind-$(basename "$t").log"
     fi
   done
+  valgrind_more
   echo "$n passed, $bad failed"
   [ "$bad" = 0 ]
+}
+
+valgrind_more() {
+  # The server's parsers of untrusted auth bytes (JWT, callback answers), and
+  # the docs' examples that do not fork (first, notify and crash do: they run
+  # under the sanitizers), each as docs/examples/run.sh runs it, its output
+  # compared with the .expected file. Adds to valgrind_c's n and bad.
+  local t="$COMMY_BUILD/server/test_auth_parsers" ex tmp vg=(valgrind -q --error-exitcode=99 --leak-check=full
+    --errors-for-leak-kinds=definite)
+  if [ -x "$t" ]; then
+    if COMMY_TEST_QUICK=1 timeout 300 "${vg[@]}" "$t" >"$logs/valgrind-test_auth_parsers.log" 2>&1; then
+      n=$((n + 1))
+    else
+      bad=$((bad + 1))
+      echo "valgrind: test_auth_parsers failed:"
+      tail -30 "$logs/valgrind-test_auth_parsers.log"
+    fi
+  fi
+  for ex in containers batch iterate growth errors; do
+    t="$COMMY_BUILD/tests/examples/example_$ex"
+    [ -x "$t" ] || continue
+    tmp=$(mktemp -d)
+    if timeout 300 "${vg[@]}" "$t" "$tmp/example.seg" >"$tmp/out" 2>"$logs/valgrind-example_$ex.log" &&
+      diff -u "docs/examples/$ex.expected" "$tmp/out" >>"$logs/valgrind-example_$ex.log"; then
+      n=$((n + 1))
+    else
+      bad=$((bad + 1))
+      echo "valgrind: example_$ex failed:"
+      tail -30 "$logs/valgrind-example_$ex.log"
+    fi
+    rm -rf "$tmp"
+  done
 }
 
 fuzz() { "$COMMY_ROOT/scripts/fuzz.sh" "${COMMY_FUZZ_SECONDS:-20}" && echo "fuzzers clean"; }
