@@ -12,5 +12,9 @@
 void srv_json_arena_install(void);
 void srv_json_arena_begin(void);
 void srv_json_arena_end(void);
+/* 1 in an AddressSanitizer build: nodes freed, or left from an ended
+ * bracket, are poisoned (use after free is reported), and each allocation
+ * has a red zone. 0 otherwise. */
+int srv_json_arena_checked(void);
 
 #endif
