@@ -31,6 +31,28 @@ static int exec(sqlite3 *db, const char *sql)
     return COMMY_OK;
 }
 
+/* Durability. The store runs in WAL mode with synchronous=NORMAL: a commit
+ * is in the WAL (the OS's page cache) when it returns and reaches the disk at
+ * the next checkpoint, so it survives the server's crash but not always the
+ * machine's (power loss, kernel panic): then the last commits may be lost.
+ * For a login, a lost token only means logging in again, and it pays no
+ * fsync. A revocation (logout, refresh, revoke_client) must not be undone
+ * that way, or a token its owner gave up would be valid again: those commit
+ * with synchronous=FULL (one fsync of the WAL). The connection is shared by
+ * threads; its mutex (recursive) keeps another revocation from setting
+ * NORMAL back before this one commits. */
+static void durable_begin(sqlite3 *db)
+{
+    sqlite3_mutex_enter(sqlite3_db_mutex(db));
+    sqlite3_exec(db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+}
+
+static void durable_end(sqlite3 *db)
+{
+    sqlite3_exec(db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+    sqlite3_mutex_leave(sqlite3_db_mutex(db));
+}
+
 static void copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
 {
     const unsigned char *t = sqlite3_column_text(st, col);
@@ -136,14 +158,21 @@ static int token_revoke_db(sqlite3 *db, const unsigned char hash[32], int *chang
 
 static int token_revoke(srv_store *s, const unsigned char hash[32])
 {
-    return token_revoke_db(db_of(s), hash, NULL);
+    durable_begin(db_of(s));
+    int rc = token_revoke_db(db_of(s), hash, NULL);
+    durable_end(db_of(s));
+    return rc;
 }
 
 static int token_rotate(srv_store *s, const unsigned char old_hash[32], const unsigned char new_hash[32],
                         const srv_token *t)
 {
     sqlite3 *db = db_of(s);
-    if (exec(db, "BEGIN IMMEDIATE")) return COMMY_EIO;
+    durable_begin(db);
+    if (exec(db, "BEGIN IMMEDIATE")) {
+        durable_end(db);
+        return COMMY_EIO;
+    }
     int changed = 0;
     int rc = token_revoke_db(db, old_hash, &changed);
     /* the old token must still have been live: two refreshes of one token
@@ -152,6 +181,7 @@ static int token_rotate(srv_store *s, const unsigned char old_hash[32], const un
     if (rc == COMMY_OK) rc = token_put_db(db, new_hash, t);
     if (rc == COMMY_OK) rc = exec(db, "COMMIT");
     if (rc != COMMY_OK) exec(db, "ROLLBACK");
+    durable_end(db);
     return rc;
 }
 
@@ -163,7 +193,9 @@ static int token_revoke_client(srv_store *s, const char *tenant, const char *cli
         return fail(db, "token_revoke_client");
     sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, client_id, -1, SQLITE_STATIC);
+    durable_begin(db);
     int rc = sqlite3_step(st) == SQLITE_DONE ? COMMY_OK : fail(db, "token_revoke_client");
+    durable_end(db);
     sqlite3_finalize(st);
     return rc;
 }
@@ -350,6 +382,7 @@ int srv_store_sqlite_open(srv_store **out, const char *path, char *err, size_t c
     }
     sqlite3_busy_timeout(s->db, 5000);
     if (exec(s->db, "PRAGMA journal_mode=WAL;"
+                    "PRAGMA synchronous=NORMAL;" /* see durable_begin */
                     "CREATE TABLE IF NOT EXISTS api_keys(tenant TEXT, key_id TEXT, hash TEXT, scopes TEXT,"
                     " client_id TEXT, PRIMARY KEY(tenant,key_id));"
                     "CREATE TABLE IF NOT EXISTS tokens(hash BLOB PRIMARY KEY, tenant TEXT, client_id TEXT,"

@@ -4,6 +4,7 @@ usage: test_server.py BUILD_DIR [test-name ...]"""
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -451,6 +452,48 @@ def test_restart_keeps_tokens():
         s.cleanup()
 
 
+def test_store_syncs_only_revocations():
+    """The store runs WAL with synchronous=NORMAL: a login commits without an
+    fsync; a revocation (logout, refresh) with one, so that a power loss cannot
+    make a token its owner gave up valid again. The fsyncs are counted with
+    strace attached to the server."""
+    if not shutil.which("strace") or os.environ.get("COMMY_SERVER_WRAPPER"):
+        print("  (test_store_syncs_only_revocations skipped: no strace, or the server runs under a wrapper)")
+        return
+    s = Server()
+    try:
+        def syncs(fn):
+            out = os.path.join(s.dir, "strace.txt")
+            st = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=fsync,fdatasync", "-o", out, "-p",
+                                   str(s.proc.pid)], stderr=subprocess.DEVNULL)
+            try:
+                deadline = time.time() + 20
+                while True:  # every thread traced
+                    tracers = set()
+                    for t in os.listdir("/proc/%d/task" % s.proc.pid):
+                        with open("/proc/%d/task/%s/status" % (s.proc.pid, t)) as f:
+                            tracers |= {line.split()[1] for line in f if line.startswith("TracerPid:")}
+                    if tracers == {str(st.pid)}:
+                        break
+                    assert time.time() < deadline and st.poll() is None, "strace did not attach"
+                    time.sleep(0.02)
+                fn()
+            finally:
+                st.send_signal(signal.SIGINT)
+                st.wait(20)
+            with open(out) as f:
+                return sum(1 for line in f if "sync(" in line)
+
+        clients = []
+        assert syncs(lambda: clients.extend(s.client(key="alice") for _ in range(10))) == 0
+        assert syncs(lambda: ok(clients[0].request("refresh"))) >= 1
+        assert syncs(lambda: ok(clients[1].request("logout"))) >= 1
+        for w in clients:
+            w.close()
+    finally:
+        s.cleanup()
+
+
 def test_revocation_rotates_file(s):
     alice, bob, admin = s.client(key="alice"), s.client(key="bob"), s.client()
     path = ok(alice.request("open_service", service="a", mode="local"))["path"]
@@ -801,7 +844,7 @@ SHARED = [test_auth_success_and_failure, test_malformed_input, test_permissions_
 OWN = [test_expiry, test_restart_keeps_tokens, test_stalled_client_cut, test_ping_drops_silent_client,
        test_shutdown_says_closing, test_max_connections, test_mutual_tls, test_local_refused_to_non_local_client,
        test_many_clients_every_update_delivered, test_bad_config_refused, test_demo_mode,
-       test_insecure_dev_plain_ws]
+       test_insecure_dev_plain_ws, test_store_syncs_only_revocations]
 
 
 def main():
