@@ -215,81 +215,11 @@ static void test_auth(void)
     commy_session_close(NULL);
 }
 
-/* the URL's host and the certificate's names: localhost and 127.0.0.1 are
- * both in the test certificate; a server reached as 127.0.0.2 (same
- * certificate) is refused with a message that says so, as is a foreign CA */
-static void test_tls_names(void)
-{
-    commy_session_options o;
-    commy_session_options_init(&o);
-    o.ca_file = cert;
-    o.reconnect = 0;
-    commy_session *s = NULL;
-    char u[80];
-    snprintf(u, sizeof u, "wss://localhost:%d", port);
-    int rc = commy_session_connect(&s, u, &o);
-    if (rc) fprintf(stderr, "localhost: %s\n", commy_error_last()->message);
-    CHECK_RC(rc, COMMY_OK);
-    commy_session_close(s);
-    s = NULL;
-    o.ca_file = "/etc/ssl/certs/ca-certificates.crt";
-    if (access(o.ca_file, R_OK) == 0) {
-        CHECK_RC(commy_session_connect(&s, url, &o), COMMY_EDISCONNECTED);
-        CHECK(strstr(commy_error_last()->message, "did not verify against /etc/ssl/certs/ca-certificates.crt") != NULL);
-    }
-    o.ca_file = cert;
-    /* a server on 127.0.0.2 with the same certificate */
-    char cfg2[700], log2[700];
-    int port2 = free_port();
-    snprintf(cfg2, sizeof cfg2, "%s/names.json", dir);
-    snprintf(log2, sizeof log2, "%s/names.log", dir);
-    FILE *f = fopen(cfg2, "w");
-    REQUIRE(f);
-    fprintf(f,
-            "{\"listen\":{\"address\":\"127.0.0.2\",\"port\":%d},\"tls\":{\"cert\":\"%s\",\"key\":\"%s/key.pem\"},"
-            "\"data_root\":\"%s/names-data\",\"tenants\":[{\"name\":\"acme\",\"auth\":{\"api_keys\":[]},"
-            "\"services\":[{\"name\":\"a\"}]}]}",
-            port2, cert, dir, dir);
-    fclose(f);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        freopen(log2, "a", stderr);
-        freopen("/dev/null", "w", stdout);
-        execl(server_bin, server_bin, "--config", cfg2, (char *)NULL);
-        _exit(127);
-    }
-    snprintf(u, sizeof u, "wss://127.0.0.2:%d", port2);
-    for (int i = 0; i < 400; i++) {
-        rc = commy_session_connect(&s, u, &o);
-        if (rc != COMMY_EDISCONNECTED || !strstr(commy_error_last()->message, "Unable to connect")) break;
-        sleep_ms(25); /* not listening yet */
-    }
-    CHECK_RC(rc, COMMY_EDISCONNECTED);
-    CHECK(strstr(commy_error_last()->message, "certificate does not name '127.0.0.2'") != NULL);
-    o.insecure_skip_verify = 1; /* the same server, names unchecked: reachable */
-    rc = commy_session_connect(&s, u, &o);
-    CHECK_RC(rc, COMMY_OK);
-    commy_session_close(s);
-    int st = 0;
-    kill(pid, SIGTERM);
-    waitpid(pid, &st, 0);
-}
-
-/* IPv6: a server listening on ::1 only, and one on :: (every address).
- * "localhost" reaches both, whatever the resolver says of it (this machine's
- * /etc/hosts may give 127.0.0.1 only); an IPv6 address in the URL is checked
- * against the certificate's IP entries like an IPv4 one. */
-static int have_ipv6_loopback(void)
-{
-    int fd = socket(AF_INET6, SOCK_STREAM, 0);
-    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
-    int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    if (fd >= 0) close(fd);
-    return ok;
-}
-
-static pid_t server_on(const char *name, const char *address, int port_, const char *cert_, const char *key_)
+/* A second server (tenant acme, service a) on address:port_ with cert_ and
+ * key_, and client_ca_ (mutual TLS) unless NULL; its config and log are
+ * DIR/name.json and .log. */
+static pid_t server_on(const char *name, const char *address, int port_, const char *cert_, const char *key_,
+                       const char *client_ca_)
 {
     char cfg[700], log_[700];
     snprintf(cfg, sizeof cfg, "%s/%s.json", dir, name);
@@ -297,10 +227,11 @@ static pid_t server_on(const char *name, const char *address, int port_, const c
     FILE *f = fopen(cfg, "w");
     REQUIRE(f);
     fprintf(f,
-            "{\"listen\":{\"address\":\"%s\",\"port\":%d},\"tls\":{\"cert\":\"%s\",\"key\":\"%s\"},"
+            "{\"listen\":{\"address\":\"%s\",\"port\":%d},\"tls\":{\"cert\":\"%s\",\"key\":\"%s\"%s%s%s},"
             "\"data_root\":\"%s/%s-data\",\"tenants\":[{\"name\":\"acme\",\"auth\":{\"api_keys\":[]},"
             "\"services\":[{\"name\":\"a\"}]}]}",
-            address, port_, cert_, key_, dir, name);
+            address, port_, cert_, key_, client_ca_ ? ",\"client_ca\":\"" : "",
+            client_ca_ ? client_ca_ : "", client_ca_ ? "\"" : "", dir, name);
     fclose(f);
     pid_t pid = fork();
     REQUIRE(pid >= 0);
@@ -325,6 +256,60 @@ static int connect_url(commy_session **s, const char *u, const commy_session_opt
     return rc;
 }
 
+/* the URL's host and the certificate's names: localhost and 127.0.0.1 are
+ * both in the test certificate; a server reached as 127.0.0.2 (same
+ * certificate) is refused with a message that says so, as is a foreign CA */
+static void test_tls_names(void)
+{
+    commy_session_options o;
+    commy_session_options_init(&o);
+    o.ca_file = cert;
+    o.reconnect = 0;
+    commy_session *s = NULL;
+    char u[80];
+    snprintf(u, sizeof u, "wss://localhost:%d", port);
+    int rc = commy_session_connect(&s, u, &o);
+    if (rc) fprintf(stderr, "localhost: %s\n", commy_error_last()->message);
+    CHECK_RC(rc, COMMY_OK);
+    commy_session_close(s);
+    s = NULL;
+    o.ca_file = "/etc/ssl/certs/ca-certificates.crt";
+    if (access(o.ca_file, R_OK) == 0) {
+        CHECK_RC(commy_session_connect(&s, url, &o), COMMY_EDISCONNECTED);
+        CHECK(strstr(commy_error_last()->message, "did not verify against /etc/ssl/certs/ca-certificates.crt") != NULL);
+    }
+    o.ca_file = cert;
+    /* a server on 127.0.0.2 with the same certificate */
+    char key[700];
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    int port2 = free_port();
+    pid_t pid = server_on("names", "127.0.0.2", port2, cert, key, NULL);
+    snprintf(u, sizeof u, "wss://127.0.0.2:%d", port2);
+    rc = connect_url(&s, u, &o);
+    CHECK_RC(rc, COMMY_EDISCONNECTED);
+    CHECK(strstr(commy_error_last()->message, "certificate does not name '127.0.0.2'") != NULL);
+    o.insecure_skip_verify = 1; /* the same server, names unchecked: reachable */
+    rc = commy_session_connect(&s, u, &o);
+    CHECK_RC(rc, COMMY_OK);
+    commy_session_close(s);
+    int st = 0;
+    kill(pid, SIGTERM);
+    waitpid(pid, &st, 0);
+}
+
+/* IPv6: a server listening on ::1 only, and one on :: (every address).
+ * "localhost" reaches both, whatever the resolver says of it (this machine's
+ * /etc/hosts may give 127.0.0.1 only); an IPv6 address in the URL is checked
+ * against the certificate's IP entries like an IPv4 one. */
+static int have_ipv6_loopback(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0) close(fd);
+    return ok;
+}
+
 static void test_ipv6(void)
 {
     if (!have_ipv6_loopback()) {
@@ -343,7 +328,7 @@ static void test_ipv6(void)
     commy_session *s = NULL;
     /* ::1 only, with the test certificate, which names localhost and 127.0.0.1 */
     int p1 = free_port();
-    pid_t only6 = server_on("v6only", "::1", p1, cert, key);
+    pid_t only6 = server_on("v6only", "::1", p1, cert, key, NULL);
     o.ca_file = cert;
     snprintf(u, sizeof u, "wss://localhost:%d", p1);
     int rc = connect_url(&s, u, &o);
@@ -369,7 +354,7 @@ static void test_ipv6(void)
     CHECK(strstr(commy_error_last()->message, "(127.0.0.1 and ::1)") != NULL);
     /* "::": every address; a certificate naming ::1 verifies for [::1] */
     int p2 = free_port();
-    pid_t any = server_on("v6any", "::", p2, cert6, key6);
+    pid_t any = server_on("v6any", "::", p2, cert6, key6, NULL);
     o.ca_file = cert6;
     const char *const urls[] = {"wss://[::1]:%d", "wss://127.0.0.1:%d", "wss://localhost:%d"};
     for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
@@ -447,29 +432,12 @@ static void test_demo_url(void)
  * also presents) */
 static void test_mtls(void)
 {
-    char cfg2[700], log2[700];
-    int port2 = free_port();
-    snprintf(cfg2, sizeof cfg2, "%s/mtls.json", dir);
-    snprintf(log2, sizeof log2, "%s/mtls.log", dir);
-    FILE *f = fopen(cfg2, "w");
-    REQUIRE(f);
-    fprintf(f,
-            "{\"listen\":{\"address\":\"127.0.0.1\",\"port\":%d},\"tls\":{\"cert\":\"%s\",\"key\":\"%s/key.pem\","
-            "\"client_ca\":\"%s\"},\"data_root\":\"%s/mtls-data\",\"tenants\":[{\"name\":\"acme\",\"auth\":{\"api_keys\":[]},"
-            "\"services\":[{\"name\":\"a\"}]}]}",
-            port2, cert, dir, cert, dir);
-    fclose(f);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        freopen(log2, "a", stderr);
-        freopen("/dev/null", "w", stdout);
-        execl(server_bin, server_bin, "--config", cfg2, (char *)NULL);
-        _exit(127);
-    }
-    char u2[64], key[700];
-    snprintf(u2, sizeof u2, "wss://127.0.0.1:%d", port2);
+    char key[700];
     snprintf(key, sizeof key, "%s/key.pem", dir);
+    int port2 = free_port();
+    pid_t pid = server_on("mtls", "127.0.0.1", port2, cert, key, cert);
+    char u2[64];
+    snprintf(u2, sizeof u2, "wss://127.0.0.1:%d", port2);
     commy_session_options o;
     commy_session_options_init(&o);
     o.ca_file = cert;
