@@ -42,7 +42,11 @@ echo "killed $victims extra workers with SIGKILL in the middle of their work; th
 for p in "${pids[@]}"; do wait "$p"; done
 pids=()
 recovered=$("$bin/commy" inspect --json "$seg" | python3 -c 'import json,sys; print(json.load(sys.stdin)["header"]["recoveries"])')
-echo "$recovered of the kills landed inside a locked change: the next process to take the lock rolled it back from the journal"
+if [ "$recovered" = 0 ]; then
+  echo "none of the kills landed inside a locked change this time (nothing to roll back; the segment is consistent either way)"
+else
+  echo "$recovered of the kills landed inside a locked change: the next process to take the lock rolled it back from the journal"
+fi
 echo
 echo "\$ commy check $seg"
 "$bin/commy" check "$seg"
