@@ -133,6 +133,38 @@ class TestSession(unittest.TestCase):
             self.assertEqual(auto.mode, "local")
             self.assertEqual(auto.vec("nums", commy.i64).tolist(), [0, 1, 2, 3, 4])
 
+    def test_local_writes_survive_a_rotation(self):
+        # Revoking another local client rotates the service file under a
+        # local writer: its writes keep succeeding, none is lost (the old
+        # file is retired first; a write that meets it is made in the new one).
+        with session() as w, session() as admin, session(CommyServer.VICTIM) as victim:
+            svc = w.open_service("docs", mode="local")
+            count = svc.box("count", commy.i64)
+            count.value = 0
+            victim_svc = victim.open_service("docs", mode="local")  # kept open: the revocation rotates it
+            done, adds, errors = threading.Event(), [0], []
+
+            def hammer():
+                try:
+                    while not done.is_set():
+                        count.fetch_add(1)
+                        adds[0] += 1
+                except commy.Error as e:
+                    errors.append(e)
+            t = threading.Thread(target=hammer)
+            t.start()
+            time.sleep(0.2)
+            self.assertEqual(admin.revoke_client("victim"), 1, server.log_text()[-3000:])
+            self.assertEqual(victim_svc.mode, "local")
+            time.sleep(0.2)
+            done.set()
+            t.join(10)
+            self.assertEqual(errors, [])
+            self.assertGreater(adds[0], 0)
+            remote = admin.open_service("docs", mode="remote").box("count", commy.i64)
+            self.assertEqual(remote.value, adds[0])
+            self.assertEqual(count.value, adds[0])
+
     def test_subscription_callback_in_order(self):
         with session() as s, session() as writer:
             svc = s.open_service("app", mode="remote")

@@ -65,12 +65,13 @@ class CommyServer:
     """A commy-server process on loopback with TLS (a self-signed certificate
     made here) and tenants "acme" (services "app", "other", "docs" and the
     persistent "keep") and "rival".
-    Keys: KEY (read, write, admin) and READER (read only) for acme, RIVAL for rival.
+    Keys: KEY (read, write, admin), READER (read only) and VICTIM (read, write) for acme, RIVAL for rival.
     Tenant "jw" (service "app") takes HS256 JWTs signed with JWT_SECRET for
     audience JWT_AUDIENCE (jwt_hs256 makes one)."""
 
     KEY = "app.s3cret-app"
     READER = "ro.s3cret-ro"
+    VICTIM = "victim.s3cret-victim"  # read, write: a local client for revocation tests
     RIVAL = "eve.s3cret-eve"
     JWT_SECRET = "k3y-for-hs256-that-is-long-enough-0123456789"
     JWT_AUDIENCE = "commy-test"
@@ -109,7 +110,8 @@ class CommyServer:
             "tenants": [
                 {"name": "acme",
                  "auth": {"mode": "server_managed",
-                          "api_keys": [api_key(self.KEY, ["read", "write", "admin"]), api_key(self.READER, ["read"])]},
+                          "api_keys": [api_key(self.KEY, ["read", "write", "admin"]), api_key(self.READER, ["read"]),
+                                           api_key(self.VICTIM, ["read", "write"])]},
                  "services": [{"name": "app"}, {"name": "other"}, {"name": "docs"}, {"name": "keep", "persistent": True}]},
                 {"name": "rival", "auth": {"api_keys": [api_key(self.RIVAL, ["read", "write", "admin"])]},
                  "services": [{"name": "secret"}]},

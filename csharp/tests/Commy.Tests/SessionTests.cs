@@ -19,6 +19,7 @@ public sealed class CommyServer : IDisposable
 {
     public const string Key = "app.s3cret-app";
     public const string Reader = "ro.s3cret-ro";
+    public const string Victim = "victim.s3cret-victim";   // read, write: a local client for the revocation test
     public const string Rival = "eve.s3cret-eve";
     public const string JwtSecret = "k3y-for-hs256-that-is-long-enough-0123456789";
     public const string JwtAudience = "commy-test";
@@ -69,7 +70,7 @@ public sealed class CommyServer : IDisposable
                 new
                 {
                     name = "acme",
-                    auth = new { mode = "server_managed", api_keys = new[] { ApiKey(Key, new[] { "read", "write", "admin" }), ApiKey(Reader, new[] { "read" }) } },
+                    auth = new { mode = "server_managed", api_keys = new[] { ApiKey(Key, new[] { "read", "write", "admin" }), ApiKey(Reader, new[] { "read" }), ApiKey(Victim, new[] { "read", "write" }) } },
                     services = new object[] { new { name = "app" }, new { name = "other" }, new { name = "docs" }, new { name = "keep", persistent = true } },
                 },
                 new
@@ -321,6 +322,37 @@ public class SessionTests
         Assert.Equal(new long[] { 0, 1, 2, 3, 40 }, remote.OpenVec<long>("nums").ToArray());
         using Service auto = s2.OpenService("other");       // Auto: local, as this client is on the server's machine
         Assert.Equal(ServiceMode.Local, auto.Mode);
+    }
+
+    [Fact]
+    public void LocalWritesSurviveARotation()
+    {
+        // Revoking another local client rotates the service file under a local writer:
+        // its writes keep succeeding and none is lost (docs/sessions.md).
+        using Session w = _server.Connect(), admin = _server.Connect(), victim = _server.Connect(CommyServer.Victim);
+        using Service svc = w.OpenService("docs", ServiceMode.Local);
+        using var count = svc.OpenBox<long>("count");
+        count.Value = 0;
+        using Service victimSvc = victim.OpenService("docs", ServiceMode.Local);
+        long adds = 0;
+        Exception? failure = null;
+        var done = new ManualResetEventSlim();
+        var t = new Thread(() =>
+        {
+            try { while (!done.IsSet) { count.FetchAdd(1); adds++; } }
+            catch (Exception e) { failure = e; }
+        });
+        t.Start();
+        Thread.Sleep(200);
+        Assert.Equal(1u, admin.RevokeClient("victim"));
+        Thread.Sleep(200);
+        done.Set();
+        Assert.True(t.Join(10000));
+        Assert.Null(failure);
+        Assert.True(adds > 0);
+        using Service remote = admin.OpenService("docs", ServiceMode.Remote);
+        Assert.Equal(adds, remote.OpenBox<long>("count").Value);
+        Assert.Equal(adds, count.Value);
     }
 
     [Fact]
