@@ -566,8 +566,15 @@ static void test_kill_during_churn(void)
 {
     const char *path = harness_path("churn.seg");
     commy_alloc *a = open_new("churn.seg", 64 << 20);
-    int trials = 12;
-    for (int t = 0; t < trials; t++) {
+    /* At least 12 kills, and more (up to 60) until one has landed inside an
+     * operation: where a kill lands is chance, and the test means something
+     * only if some did (checked below). */
+    int trials = 0;
+    for (;;) {
+        commy_heap_stats so_far;
+        CHECK_OK(commy_alloc_stats(&so_far, a));
+        if (trials >= 60 || (trials >= 12 && so_far.recoveries >= 1)) break;
+        trials++;
         pid_t victim = spawn_churn(path, -1);
         pid_t survivor = spawn_churn(path, 3000);
         struct timespec ts = {0, (long)(20000000 + harness_below(60000000))};
@@ -609,7 +616,6 @@ static void test_kill_during_churn(void)
             commy_box_close(b);
         }
     }
-    /* The test means something only if some kills landed inside an operation. */
     commy_heap_stats hs;
     CHECK_OK(commy_alloc_stats(&hs, a));
     printf("kill_during_churn: %d kills, %llu inside an operation (rolled back)\n", trials,
