@@ -1207,6 +1207,113 @@ static void test_rotation(void)
     commy_session_close(adm);
 }
 
+/* ---- a write from a change callback meets a retired file ---- */
+
+/* The callback runs on the session's network thread, the one that would
+ * process the `rotated` push: a write it makes in the retired file must not
+ * wait for that push (it would wait out the session's timeout), but fail at
+ * once with COMMY_ERETIRED saying why. */
+typedef struct rot_cb {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    commy_box *box; /* the local session's handle */
+    int calls, entered, go, done, rc;
+    char msg[512];
+} rot_cb;
+
+static void cb_write_during_rotation(const commy_change *ch, void *payload)
+{
+    (void)ch;
+    rot_cb *c = payload;
+    pthread_mutex_lock(&c->mu);
+    int first = c->calls++ == 0;
+    if (first) {
+        c->entered = 1;
+        pthread_cond_broadcast(&c->cv);
+        /* hold the network thread until the test has revoked (bounded, so a
+         * broken test fails instead of hanging) */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 30;
+        while (!c->go && pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0) {
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (!first) return;
+    int64_t v = 4242;
+    int rc = commy_box_set(c->box, &v, sizeof v);
+    pthread_mutex_lock(&c->mu);
+    c->rc = rc;
+    snprintf(c->msg, sizeof c->msg, "%s", rc ? commy_error_last()->message : "");
+    c->done = 1;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void test_callback_write_retired(void)
+{
+    commy_session *sa = connect_as("alice"), *sb = connect_as("bob"), *adm = connect_as("admin");
+    commy_alloc *aa, *ab, *ar;
+    commy_service *va = open_svc(sa, "b", COMMY_SERVICE_LOCAL, &aa);
+    commy_service *vb = open_svc(sb, "b", COMMY_SERVICE_LOCAL, &ab);
+    commy_service *vr = open_svc(adm, "b", COMMY_SERVICE_REMOTE, &ar);
+    commy_box *bb, *br;
+    CHECK_OK(commy_box_open(&br, ar, "cbw", COMMY_T_I64, 0));
+    CHECK_OK(commy_box_open(&bb, ab, "cbw", COMMY_T_I64, COMMY_OPEN_EXISTING));
+    rot_cb c = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .box = bb, .rc = -999};
+    CHECK_OK(commy_service_subscribe(vb, "cbw", cb_write_during_rotation, &c));
+    int64_t v = 1, got = 0;
+    CHECK_OK(commy_box_set(br, &v, sizeof v)); /* bob's callback starts and holds his network thread */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    pthread_mutex_lock(&c.mu);
+    while (!c.entered && pthread_cond_timedwait(&c.cv, &c.mu, &until) == 0) {
+    }
+    int entered = c.entered;
+    pthread_mutex_unlock(&c.mu);
+    REQUIRE(entered);
+    /* the server retires bob's file, copies it and queues `rotated` for bob,
+     * whose network thread is still in the callback */
+    uint32_t rotated = 0;
+    CHECK_OK(commy_session_revoke_client(&rotated, adm, "alice"));
+    CHECK(rotated == 1);
+    pthread_mutex_lock(&c.mu);
+    c.go = 1;
+    pthread_cond_broadcast(&c.cv);
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 60;
+    while (!c.done && pthread_cond_timedwait(&c.cv, &c.mu, &until) == 0) {
+    }
+    int done = c.done, rc = c.rc;
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", c.msg);
+    pthread_mutex_unlock(&c.mu);
+    REQUIRE(done);
+    CHECK_RC(rc, COMMY_ERETIRED);
+    /* at once, saying why: not the message of a wait that ran out */
+    if (!strstr(msg, "change callback")) fprintf(stderr, "callback's write failed with: %s\n", msg);
+    CHECK(strstr(msg, "change callback") != NULL);
+    /* the write was not made anywhere */
+    CHECK_OK(commy_box_get(br, &got, sizeof got, NULL));
+    CHECK(got == 1);
+    /* once the callback has returned, the session follows the new file and
+     * the next write from the user's thread lands there */
+    v = 77;
+    CHECK_OK(commy_box_set(bb, &v, sizeof v));
+    CHECK_OK(commy_box_get(br, &got, sizeof got, NULL));
+    CHECK(got == 77);
+    CHECK_OK(commy_service_unsubscribe(vb, "cbw"));
+    commy_box_close(bb);
+    commy_box_close(br);
+    commy_service_close(va);
+    commy_service_close(vb);
+    commy_service_close(vr);
+    commy_session_close(sa);
+    commy_session_close(sb);
+    commy_session_close(adm);
+}
+
 /* ---- the example of docs/sessions.md ---- */
 
 static void example_run(const char *key, const char *expect, int status)
@@ -1257,6 +1364,7 @@ int main(int argc, char **argv)
     } tests[] = {
         {"auth", test_auth},         {"remote_kinds", test_remote_kinds}, {"subscribe", test_subscribe},
         {"local", test_local},       {"refresh_logout", test_refresh_logout}, {"rotation", test_rotation},
+        {"callback_write_retired", test_callback_write_retired},
         {"reconnect", test_reconnect}, {"example", test_example}, {"auto_refresh", test_auto_refresh},
         {"callback_calls", test_callback_calls}, {"mtls", test_mtls},
         {"jwt", test_jwt}, {"silent_server", test_silent_server},
