@@ -825,8 +825,12 @@ static void wake_bench(double scale)
     fresh(pc);
     add_row({"wait wake-up, waiter asleep, 1 per CPU x " + std::to_string(samples * trials), median(ca), median(fa),
              "raw futex", 1.2, false, "ns"});
+    // Shown without a target: how often a wake finds the other side not yet
+    // asleep depends on races of a microsecond (the idle state of the
+    // waiter's vCPU, its wake-up time), so this row stays bimodal even
+    // pinned (the raw peer measured 21 and 49 us in consecutive runs).
     add_row({"wait ping-pong round trip, 1 per CPU x " + std::to_string(rounds * trials / 1000) + "k", median(cp),
-             median(fp), "raw futex", 1.2, false, "ns"});
+             median(fp), "raw futex", -1, false, "ns"});
     add_row({"wait ping-pong round trip, same CPU x " + std::to_string(rounds * trials / 1000) + "k", median(cs),
              median(fs), "raw futex", -1, false, "ns"});
 }
