@@ -1,10 +1,11 @@
-/* kill -9 in the middle of map operations. A child runs a deterministic
- * random sequence of puts (variable-length values, so blocks come and go),
- * removes, clears (which free in several committed steps) and table resizes,
+/* kill -9 in the middle of map and set operations. A child runs a
+ * deterministic random sequence of puts (variable-length values, so blocks
+ * come and go), removes, clears (which free in several committed steps) and
+ * table resizes, each applied to a map and then to a set of str keys,
  * recording after each operation how many have completed in a small shared
  * file. The parent kills it at a random moment; afterwards the segment must
- * check consistent and the map must equal the model after n or n + 1
- * operations. */
+ * check consistent and the map and the set must each equal the model after
+ * n or n + 1 operations. */
 #include "harness.h"
 
 #include <fcntl.h>
@@ -93,12 +94,37 @@ static int map_equals(commy_map *m, const struct model *md)
     return 1;
 }
 
+/* The set's key for model key k: a string whose length varies with k, so
+ * the set's key blocks come and go too. */
+static size_t set_key(char *out, int64_t k)
+{
+    int n = snprintf(out, 64, "key-%lld-", (long long)k);
+    size_t len = (size_t)n + (size_t)(k % 41);
+    memset(out + n, 'x', len - (size_t)n);
+    return len;
+}
+
+static int set_equals(commy_set *s, const struct model *md)
+{
+    uint64_t len = 0, want = 0;
+    for (int k = 0; k < POOL; k++) want += (uint64_t)md->present[k];
+    if (commy_set_len(&len, s) != COMMY_OK || len != want) return 0;
+    for (int64_t k = 0; k < POOL; k++) {
+        char key[128];
+        int in = -1;
+        if (commy_set_contains(&in, s, key, set_key(key, k)) != COMMY_OK || in != md->present[k]) return 0;
+    }
+    return 1;
+}
+
 static void child(const char *seg, _Atomic uint64_t *done, uint64_t seed)
 {
     commy_alloc *a = NULL;
     commy_map *m = NULL;
     if (commy_alloc_open(&a, seg, NULL) != COMMY_OK) _exit(10);
     if (commy_map_open(&m, a, "m", COMMY_T_I64, COMMY_T_BYTES, COMMY_OPEN_EXISTING) != COMMY_OK) _exit(11);
+    commy_set *set = NULL;
+    if (commy_set_open(&set, a, "s", COMMY_T_STR, COMMY_OPEN_EXISTING) != COMMY_OK) _exit(13);
     uint64_t st = seed;
     struct op o;
     for (uint64_t i = 0;; i++) {
@@ -107,6 +133,13 @@ static void child(const char *seg, _Atomic uint64_t *done, uint64_t seed)
                  : o.kind == 1 ? commy_map_remove(m, &o.key, 8)
                                : commy_map_clear(m);
         if (rc != COMMY_OK && !(o.kind == 1 && rc == COMMY_ENOTFOUND)) _exit(12);
+        char key[128];
+        size_t kl = set_key(key, o.key);
+        int added = 0;
+        rc = o.kind == 0 ? commy_set_add(&added, set, key, kl)
+             : o.kind == 1 ? commy_set_remove(set, key, kl)
+                           : commy_set_clear(set);
+        if (rc != COMMY_OK && !(o.kind == 1 && rc == COMMY_ENOTFOUND)) _exit(14);
         atomic_store(done, i + 1);
     }
 }
@@ -136,6 +169,9 @@ static void test_kill9(void)
         commy_map *m = NULL;
         REQUIRE(commy_map_open(&m, a, "m", COMMY_T_I64, COMMY_T_BYTES, 0) == COMMY_OK);
         commy_map_close(m);
+        commy_set *set = NULL;
+        REQUIRE(commy_set_open(&set, a, "s", COMMY_T_STR, 0) == COMMY_OK);
+        commy_set_close(set);
         commy_alloc_close(a);
         atomic_store(done, 0);
 
@@ -159,6 +195,7 @@ static void test_kill9(void)
         /* The next process to take the lock rolls back the dead one's change. */
         REQUIRE(commy_alloc_open(&a, seg, NULL) == COMMY_OK);
         REQUIRE(commy_map_open(&m, a, "m", COMMY_T_I64, COMMY_T_BYTES, COMMY_OPEN_EXISTING) == COMMY_OK);
+        REQUIRE(commy_set_open(&set, a, "s", COMMY_T_STR, COMMY_OPEN_EXISTING) == COMMY_OK);
         CHECK_OK(commy_alloc_check(a));
         memset(&md, 0, sizeof md);
         uint64_t st = seed;
@@ -167,17 +204,25 @@ static void test_kill9(void)
             gen_op(&o, &st);
             model_apply(&md, &o);
         }
-        if (map_equals(m, &md)) {
+        /* the op in flight may have reached the map and not yet the set:
+         * each must equal the model after n or n + 1 operations */
+        int map_n = map_equals(m, &md), set_n = set_equals(set, &md);
+        if (map_n && set_n) {
             at_n++;
         } else {
             gen_op(&o, &st);
             model_apply(&md, &o);
-            if (map_equals(m, &md)) {
-                at_n1++;
-            } else {
+            int map_n1 = map_equals(m, &md), set_n1 = set_equals(set, &md);
+            if (!map_n && !map_n1) {
                 fprintf(stderr, "trial %d (seed %llu): the map matches neither %llu nor %llu operations\n", trials,
                         (unsigned long long)seed, (unsigned long long)n, (unsigned long long)n + 1);
                 CHECK(0);
+            } else if (!set_n && !set_n1) {
+                fprintf(stderr, "trial %d (seed %llu): the set matches neither %llu nor %llu operations\n", trials,
+                        (unsigned long long)seed, (unsigned long long)n, (unsigned long long)n + 1);
+                CHECK(0);
+            } else {
+                at_n1++;
             }
         }
         commy_heap_stats hs;
@@ -187,8 +232,13 @@ static void test_kill9(void)
         int64_t k = 1;
         CHECK_OK(commy_map_put(m, &k, 8, "after", 5));
         CHECK_OK(commy_map_clear(m));
+        int added = 0;
+        CHECK_OK(commy_set_add(&added, set, "after", 5));
+        CHECK(added == 1);
+        CHECK_OK(commy_set_clear(set));
         CHECK_OK(commy_alloc_check(a));
         commy_map_close(m);
+        commy_set_close(set);
         commy_alloc_close(a);
     }
     printf("%d trials: %d killed between operations or rolled back to n, %d at n + 1, %d with a journal rollback; "

@@ -1,10 +1,12 @@
-/* kill -9 in the middle of ordered-map operations. A child runs a
- * deterministic op sequence (put, remove, now and then clear) on an omap
- * with str keys and bytes values, recording how many ops completed in a
+/* kill -9 in the middle of ordered-map and ordered-set operations. A child
+ * runs a deterministic op sequence (put, remove, now and then clear) on an
+ * omap with str keys and bytes values, each op then on an oset of i64 keys,
+ * recording how many ops completed in a
  * small MAP_SHARED file after each one; the parent SIGKILLs it at a random
  * moment, then commy_alloc_check must pass (the lock's next taker rolls the
- * dead child's change back) and the map must equal the model after n or
- * n+1 ops. The same segment carries on across trials, so the tree is deep
+ * dead child's change back) and the map and the set must each equal the
+ * model after n or n+1 ops (every op is idempotent, so the next child
+ * starts again at the first op not known to be in both). The same segment carries on across trials, so the tree is deep
  * and its nodes are split, merged and freed under fire. */
 #include "harness.h"
 
@@ -78,6 +80,43 @@ static int apply(commy_omap *m, uint64_t j)
     return commy_omap_clear(m);
 }
 
+static int apply_set(commy_oset *s, uint64_t j)
+{
+    struct op o;
+    op_of(&o, j);
+    int64_t k = o.key;
+    int added = 0;
+    if (o.kind == 0) return commy_oset_add(&added, s, &k, sizeof k);
+    if (o.kind == 1) {
+        int rc = commy_oset_remove(s, &k, sizeof k);
+        return rc == COMMY_ENOTFOUND ? COMMY_OK : rc;
+    }
+    return commy_oset_clear(s);
+}
+
+/* 1 if the set holds exactly the keys present in md, in order. */
+static int set_matches(commy_oset *s, const int64_t *md)
+{
+    commy_cursor c = COMMY_CURSOR_INIT;
+    int64_t k = 0;
+    size_t kl = 0;
+    int rc, next = 0;
+    uint64_t rows = 0;
+    while ((rc = commy_oset_next(s, &c, &k, sizeof k, &kl)) == COMMY_ROW) {
+        if (kl != sizeof k || k < next || k >= RANGE) return 0;
+        for (; next < k; next++)
+            if (md[next] >= 0) return 0;
+        if (md[k] < 0) return 0;
+        next = (int)k + 1;
+        rows++;
+    }
+    if (rc != COMMY_DONE) return 0;
+    for (; next < RANGE; next++)
+        if (md[next] >= 0) return 0;
+    uint64_t len = 0;
+    return commy_oset_len(&len, s) == COMMY_OK && len == rows;
+}
+
 /* 1 if the map holds exactly md. */
 static int matches(commy_omap *m, const int64_t *md)
 {
@@ -146,9 +185,12 @@ static void test_kill9(void)
         if (pid == 0) {
             commy_alloc *a = open_seg();
             commy_omap *m = NULL;
+            commy_oset *os = NULL;
             if (!a || commy_omap_open(&m, a, "tree", COMMY_T_STR, COMMY_T_BYTES, 0) != COMMY_OK) _exit(2);
+            if (commy_oset_open(&os, a, "keys", COMMY_T_I64, 0) != COMMY_OK) _exit(4);
             for (uint64_t j = n;; j++) {
                 if (apply(m, j) != COMMY_OK) _exit(3);
+                if (apply_set(os, j) != COMMY_OK) _exit(5);
                 atomic_store(done, j + 1);
             }
         }
@@ -169,25 +211,31 @@ static void test_kill9(void)
         CHECK_OK(commy_alloc_check(a));
         commy_omap *m = NULL;
         REQUIRE(commy_omap_open(&m, a, "tree", COMMY_T_STR, COMMY_T_BYTES, 0) == COMMY_OK);
-        if (matches(m, model)) {
-            /* the op in flight was rolled back (or had not started) */
-        } else {
-            memcpy(trial_model, model, sizeof model);
-            model_apply(trial_model, n);
-            if (matches(m, trial_model)) {
-                memcpy(model, trial_model, sizeof model);
-                n++;
-                killed_mid++;
-            } else {
-                fprintf(stderr, "trial %d: the map matches neither %llu nor %llu ops\n", trials,
-                        (unsigned long long)n, (unsigned long long)n + 1);
-                CHECK(0);
-                commy_omap_close(m);
-                commy_alloc_close(a);
-                break;
-            }
+        commy_oset *os = NULL;
+        REQUIRE(commy_oset_open(&os, a, "keys", COMMY_T_I64, 0) == COMMY_OK);
+        memcpy(trial_model, model, sizeof model);
+        model_apply(trial_model, n);
+        int map_n = matches(m, model), set_n = set_matches(os, model);
+        int map_n1 = matches(m, trial_model), set_n1 = set_matches(os, trial_model);
+        if ((!map_n && !map_n1) || (!set_n && !set_n1)) {
+            fprintf(stderr, "trial %d: the %s matches neither %llu nor %llu ops\n", trials,
+                    !map_n && !map_n1 ? "map" : "set", (unsigned long long)n, (unsigned long long)n + 1);
+            CHECK(0);
+            commy_omap_close(m);
+            commy_oset_close(os);
+            commy_alloc_close(a);
+            break;
         }
+        if (!(map_n && set_n) && map_n1 && set_n1) {
+            /* op n is in both: the next child starts after it */
+            memcpy(model, trial_model, sizeof model);
+            n++;
+            killed_mid++;
+        }
+        /* else op n is in neither or in the map only: the next child applies
+         * it again (every op is idempotent) */
         commy_omap_close(m);
+        commy_oset_close(os);
         commy_alloc_close(a);
     }
     fprintf(stderr, "%d trials, %llu ops, %d kills after an op's change and before its count\n", trials,
