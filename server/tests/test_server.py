@@ -387,10 +387,21 @@ def test_last_client_deletes_file(s):
 
 
 def test_killed_client_cleaned_up(s):
-    c = s.client(key="alice")
+    # two clients vanish without a close frame (as a killed process's socket
+    # does): the file stays while one is left, and goes with the last
+    c, c2 = s.client(key="alice"), s.client(key="bob")
     path = ok(c.request("open_service", service="b", mode="local"))["path"]
-    c.sock.shutdown(socket.SHUT_RDWR)  # vanish without a close frame
+    assert ok(c2.request("open_service", service="b", mode="local"))["path"] == path
+    before = s.metrics()["commy_connections"]
+    c.sock.shutdown(socket.SHUT_RDWR)
     c.close()
+    deadline = time.time() + 5
+    while s.metrics()["commy_connections"] >= before and time.time() < deadline:
+        time.sleep(0.1)
+    assert s.metrics()["commy_connections"] < before  # the server has seen the first one go
+    assert os.path.exists(path), "deleted while a client still had it open"
+    c2.sock.shutdown(socket.SHUT_RDWR)
+    c2.close()
     deadline = time.time() + 5
     while os.path.exists(path) and time.time() < deadline:
         time.sleep(0.1)
