@@ -94,6 +94,9 @@ class TestBox(SegmentTest):
             self.assertIsInstance(cm.exception, TypeError)
             self.assertEqual(cm.exception.code, commy.native.COMMY_ETYPE)
             self.assertIn("x", str(cm.exception))
+            # the message names both: the stored types and the asked ones
+            self.assertIn("is a box of i64", str(cm.exception))
+            self.assertIn("opened as a box of str", str(cm.exception))
             with self.assertRaises(commy.TypeMismatchError):
                 seg.vec("x", commy.i64)
             self.assertEqual(seg.box("x").value, 1)  # no type: the stored one

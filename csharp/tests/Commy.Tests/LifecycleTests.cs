@@ -19,6 +19,9 @@ public class ErrorTests
         var e = Assert.Throws<TypeMismatchException>(() => seg.OpenMap<long, string>("m"));
         Assert.Equal(ErrorCode.Type, e.Code);
         Assert.Contains("m", e.Message);
+        // the message names both: the stored types and the asked ones
+        Assert.Contains("is a map of i64 to i64", e.Message);
+        Assert.Contains("opened as a map of i64 to str", e.Message);
         Assert.Throws<TypeMismatchException>(() => seg.OpenVec<long>("m")); // another kind
         Assert.Throws<ArgumentException>(() => seg.OpenBox<long>("x", ElementType.I32)); // caught before C
     }
