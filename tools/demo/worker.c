@@ -371,13 +371,30 @@ static int cmd_shared_write(const char *path)
     return rc == COMMY_OK ? 0 : 1;
 }
 
+/* Removes the root NAME (the CLI tests check that `commy inspect` then shows
+ * its memory back in the heap). */
+static int cmd_remove_root(const char *path, const char *name)
+{
+    commy_alloc *a = NULL;
+    int rc = commy_alloc_open(&a, path, NULL);
+    if (rc == COMMY_OK) {
+        rc = commy_root_remove(a, name);
+        if (rc) fprintf(stderr, "commy-demo-worker: remove-root: %s\n", commy_error_last()->message);
+        commy_alloc_close(a);
+    } else {
+        fprintf(stderr, "commy-demo-worker: remove-root: %s\n", commy_error_last()->message);
+    }
+    return rc ? 1 : 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: commy-demo-worker alloc-worker PATH SECONDS ID\n"
                "       commy-demo-worker producer PATH TASKS CONSUMERS\n"
                "       commy-demo-worker consumer PATH ID\n"
                "       commy-demo-worker monitor PATH TOTAL [SECONDS]\n"
-               "       commy-demo-worker shared-write PATH\n");
+               "       commy-demo-worker shared-write PATH\n"
+               "       commy-demo-worker remove-root PATH NAME\n");
 }
 
 static int parse_i64(int64_t *out, const char *s, int64_t lo, int64_t hi, const char *what)
@@ -426,6 +443,7 @@ int main(int argc, char **argv)
         return cmd_monitor(argv[2], x, (double)y);
     }
     if (argc == 3 && !strcmp(argv[1], "shared-write")) return cmd_shared_write(argv[2]);
+    if (argc == 4 && !strcmp(argv[1], "remove-root")) return cmd_remove_root(argv[2], argv[3]);
     usage(stderr);
     return 2;
 }

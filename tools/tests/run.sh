@@ -170,6 +170,15 @@ if "$worker" producer "$rseg" 10 2 >/dev/null 2>"$tmp/err"; then
     else
         bad "inspect --json with roots"
     fi
+    # a removed root gives its memory back to the heap, and inspect shows it
+    "$commy" inspect --json "$rseg" >"$tmp/before.json" 2>/dev/null
+    if "$worker" remove-root "$rseg" config 2>"$tmp/err" && run removed 0 "$commy" inspect --json "$rseg"; then
+        json_check "inspect after a root is removed: its bytes are back in the heap" \
+            '(b := json.load(open("'"$tmp"'/before.json"))) is not None and [r["name"] for r in d["roots"]] == ["tasks", "done", "sum"] and d["heap"]["used"] <= b["heap"]["used"] - next(r["bytes"] for r in b["roots"] if r["name"] == "config") and d["heap"]["live_allocs"] < b["heap"]["live_allocs"] and d["heap"]["free"] > b["heap"]["free"] and d["check"]["ok"] is True'
+    else
+        bad "inspect after a root is removed"
+        cat "$tmp/err"
+    fi
 else
     bad "creating containers with the demo producer"
 fi
