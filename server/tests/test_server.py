@@ -787,6 +787,9 @@ def test_bad_config_refused():
             ({"data_root": d, "tenants": []}, "tenants"),
             ({"data_root": d, "limits": {"ping_interval_s": 0}, "tenants": [{}]}, "limits.ping_interval_s"),
             ({"data_root": d, "tls": {"cert": "/nonexistent", "key": "/x"}, "tenants": [{}]}, "tls.cert"),
+            # WSS only: no certificate is refused unless --insecure-dev asks for plain ws
+            ({"data_root": d, "tenants": [{"name": "t", "auth": {"api_keys": []}}]},
+             "tls.cert and tls.key are required (or --insecure-dev)"),
             ({"data_root": d, "tenants": [{"name": "t", "auth": {"api_keys": [{"id": "k", "hash": hash_key("x"),
                                                                                "scopes": ["root"]}]}}]},
              "tenants[0].auth.api_keys[0].scopes"),
