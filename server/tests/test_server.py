@@ -769,6 +769,33 @@ def test_shutdown_says_closing():
         s.cleanup()
 
 
+def test_log_lines_are_json():
+    # issue 6: JSON log lines for connections, auth events and errors
+    s = Server()
+    try:
+        c = s.client(key="alice")
+        w = s.client(key=None)
+        assert err(w.request("authenticate", tenant="acme", api_key="alice.wrong")) == "EAUTH"
+        ok(c.request("open_service", service="a", mode="remote"))
+        c.close()
+        w.close()
+        s.stop()  # flushes the log: every line is written
+        lines = [ln for ln in open(s.log.name, errors="replace").read().splitlines() if ln.strip()]
+        recs = []
+        for ln in lines:
+            try:
+                recs.append(json.loads(ln))
+            except ValueError:
+                raise AssertionError("a log line that is not JSON: %r" % ln[:200])
+        assert all(isinstance(r, dict) and {"ts", "level", "event", "msg"} <= set(r) for r in recs), recs[:3]
+        events = [r["event"] for r in recs]
+        for e in ("listening", "connect", "auth_success", "auth_failure", "service_open", "disconnect"):
+            assert e in events, (e, events)
+        assert any(r["level"] in ("warn", "error") and r["event"] == "auth_failure" for r in recs), recs
+    finally:
+        s.cleanup()
+
+
 def test_metrics(s):
     w = s.client()
     ok(w.request("open_service", service="a", mode="remote"))
@@ -858,7 +885,7 @@ SHARED = [test_auth_success_and_failure, test_malformed_input, test_permissions_
 OWN = [test_expiry, test_restart_keeps_tokens, test_stalled_client_cut, test_ping_drops_silent_client,
        test_shutdown_says_closing, test_max_connections, test_mutual_tls, test_local_refused_to_non_local_client,
        test_many_clients_every_update_delivered, test_bad_config_refused, test_demo_mode,
-       test_insecure_dev_plain_ws, test_store_syncs_only_revocations]
+       test_insecure_dev_plain_ws, test_store_syncs_only_revocations, test_log_lines_are_json]
 
 
 def main():
