@@ -568,8 +568,8 @@ def test_rotation_loses_no_write(s):
     assert ok(admin.request("get", service="a", var="count"))["value"] == i64(total)
 
 
-def test_stalled_client_cut():
-    s = Server(limits={"outbound_queue_cap": 64, "stall_timeout_s": 2})
+def _stalled_client_cut(limits, n, clue):
+    s = Server(limits=limits)
     try:
         stalled, healthy, writer = s.client(key="alice"), s.client(key="bob"), s.client()
         for c in (stalled, healthy, writer):
@@ -580,7 +580,7 @@ def test_stalled_client_cut():
         got = []
 
         def drain():
-            while len(got) < 200:
+            while len(got) < n:
                 p = healthy.wait_push("changed", 10)
                 if p is None:
                     return
@@ -588,17 +588,29 @@ def test_stalled_client_cut():
         t = threading.Thread(target=drain)
         t.start()
         # the stalled client never reads: its socket buffers fill, then its queue
-        for i in range(200):
+        for i in range(n):
             ok(writer.request("set", service="a", var="blob", value={"t": "str", "v": "%05d" % i + "x" * 30000}))
         t.join(30)
-        assert [g[:5] for g in got] == ["%05d" % i for i in range(200)], len(got)
+        assert [g[:5] for g in got] == ["%05d" % i for i in range(n)], len(got)
         deadline = time.time() + 6
         while s.metrics()["commy_slow_consumers_cut_total"] < 1 and time.time() < deadline:
             time.sleep(0.2)
         assert s.metrics()["commy_slow_consumers_cut_total"] >= 1
         assert s.metrics()["commy_connections"] == 2
+        log = open(s.log.name, errors="replace").read()
+        assert clue in log, (clue, [ln for ln in log.splitlines() if "slow_consumer" in ln])
     finally:
         s.cleanup()
+
+
+def test_stalled_client_cut():
+    # the stall timeout cuts it: the queue never reaches the cap
+    _stalled_client_cut({"outbound_queue_cap": 100000, "stall_timeout_s": 2}, 200, "frames not drained for 2 s")
+
+
+def test_queue_cap_cuts_client():
+    # the queue cap cuts it, long before the stall timeout could
+    _stalled_client_cut({"outbound_queue_cap": 64, "stall_timeout_s": 3600}, 200, "outbound queue passed 64 frames")
 
 
 def test_ping_drops_silent_client():
@@ -882,7 +894,7 @@ SHARED = [test_auth_success_and_failure, test_malformed_input, test_permissions_
           test_variable_removed_locally_is_reopened,
           test_local_refused_to_non_local_or_unauthorised, test_last_client_deletes_file,
           test_killed_client_cleaned_up, test_logout, test_refresh, test_revocation_rotates_file, test_rotation_loses_no_write, test_metrics]
-OWN = [test_expiry, test_restart_keeps_tokens, test_stalled_client_cut, test_ping_drops_silent_client,
+OWN = [test_expiry, test_restart_keeps_tokens, test_stalled_client_cut, test_queue_cap_cuts_client, test_ping_drops_silent_client,
        test_shutdown_says_closing, test_max_connections, test_mutual_tls, test_local_refused_to_non_local_client,
        test_many_clients_every_update_delivered, test_bad_config_refused, test_demo_mode,
        test_insecure_dev_plain_ws, test_store_syncs_only_revocations, test_log_lines_are_json]
