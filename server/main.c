@@ -1024,10 +1024,10 @@ static void authn_collect(void)
     }
 }
 
-/* Writes a reply at once when nothing is queued before it and the socket
- * takes it: a request then costs no extra turn of the service loop. Only on
- * the lws thread, from the receive callback (S.lock held; dropped around the
- * write). Returns 1 if the frame was consumed. */
+/* A reply may be written at once when nothing is queued before it and the
+ * socket takes it: a request then costs no extra turn of the service loop.
+ * Only on the lws thread, from the receive callback (S.lock held; dropped
+ * around the write). */
 static int can_write_now(conn *c)
 {
     return !c->qhead && !c->ping_due && !c->kill && !c->kill_now && !lws_partial_buffered(c->wsi);
@@ -1052,6 +1052,8 @@ static void write_now(conn *c, unsigned char *p, size_t len)
     c->last_progress = time(NULL);
 }
 
+/* Writes frame (a malloc'd string) at once if it may go now; returns 1 if
+ * the frame was consumed. */
 static int reply_now(conn *c, char *frame)
 {
     if (!frame || !can_write_now(c)) return 0;
@@ -1465,12 +1467,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_RECEIVE: {
         conn *c = p ? p->c : NULL;
         if (!c) return -1;
+        const char *direct = NULL; /* the frame, when it came in one piece */
         if (lws_is_first_fragment(wsi)) {
             c->rxlen = 0;
             c->rx_binary = lws_frame_is_binary(wsi);
             c->rx_toobig = 0;
         }
-        if (!c->rx_toobig && !c->rx_binary) {
+        if (lws_is_first_fragment(wsi) && lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi) &&
+            !c->rx_binary && len && len <= S.cfg.max_message_bytes) {
+            direct = in; /* handled where lws put it, not copied */
+            c->rxlen = len;
+        } else if (!c->rx_toobig && !c->rx_binary) {
             if (c->rxlen + len > S.cfg.max_message_bytes) {
                 c->rx_toobig = 1;
             } else {
@@ -1498,8 +1505,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                 enqueue(c, commy_wire_reply_error(0, 0, COMMY_WIRE_ETOOBIG, m));
                 c->kill = 1;
                 snprintf(c->kill_reason, sizeof c->kill_reason, "too_big");
-            } else if (c->bhead || handle_frame(c, c->rx, c->rxlen)) {
-                backlog_add(c, c->rx, c->rxlen); /* replies go out in request order */
+            } else {
+                const char *frame = direct ? direct : c->rx; /* (c->rx as it is now: the copy may have moved it) */
+                if (c->bhead || handle_frame(c, frame, c->rxlen))
+                    backlog_add(c, frame, c->rxlen); /* replies go out in request order */
             }
             if ((c->bhead || c->npend >= MAX_PEND) && !c->rx_paused) {
                 c->rx_paused = 1;
