@@ -3,12 +3,16 @@
 # directory): processes sharing containers zero-copy, surviving a kill -9,
 # woken by change notification, and three languages reading one file.
 # Installs what is missing and builds first. Exits by itself.
+# COMMY_DEMO_PREBUILT=1 (scripts/test.sh's demo suite) skips the package
+# install and the CMake build and runs on the build already in $COMMY_BUILD.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 cd "$COMMY_ROOT"
 
-ensure_deps
-build_release
+if [ "${COMMY_DEMO_PREBUILT:-}" != 1 ]; then
+  ensure_deps
+  build_release
+fi
 
 bin="$COMMY_BUILD/tools"
 work=$(mktemp -d /tmp/commy-demo-XXXXXX)
