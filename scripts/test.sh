@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: the C tests (CTest),
 # the same under ASan+UBSan, the C tests under valgrind, the fuzzers briefly,
-# the CLI tests, the Python and C# suites and the cross-language conformance
-# suite. Ends with the line "N passed, N failed".
+# the CLI tests, the Python and C# suites, the cross-language conformance
+# suite and ./scripts/demo.sh on that build (scripts/demo_test.sh). Ends with
+# the line "N passed, N failed".
 #
 # Environment: COMMY_SKIP="asan valgrind fuzz csharp ..." skips suites by name;
 # COMMY_FUZZ_SECONDS (default 20) per fuzz target.
@@ -137,6 +138,7 @@ suite "fuzz" fuzz
 [ -f python/run_tests.py ] && suite "python" python3 python/run_tests.py
 if command -v dotnet >/dev/null && [ -x csharp/run_tests.sh ]; then suite "csharp" csharp/run_tests.sh; fi
 [ -x conformance/run.sh ] && suite "conformance" conformance/run.sh "$COMMY_BUILD"
+[ -x scripts/demo_test.sh ] && suite "demo" scripts/demo_test.sh "$COMMY_BUILD"
 
 echo
 log "summary"
