@@ -758,6 +758,8 @@ static int dispatch(reply *rp, conn *c, const commy_wire_request *r)
                         r->mode_local ? "locally" : "remotely", r->mode_local ? "read and write" : "read");
         if (r->mode_local && !c->loopback)
             return fail(rp, COMMY_EPERM, "local mode is only for clients on this machine (a loopback connection)");
+        if (r->mode_local && (rc = srv_peer_same_user(lws_get_socket_fd(c->wsi), rp->msg, sizeof rp->msg)))
+            return rp->code = rc; /* another user's client (or an unknown one) gets no path */
         i = open_index(c, r->service);
         if (i < 0) {
             if (c->nopens == MAX_OPENS) return fail(rp, COMMY_EBUSY, "at most %d services per connection", MAX_OPENS);

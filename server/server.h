@@ -274,4 +274,12 @@ void srv_authn_stop(void);
 const char *srv_log_time(char *out, size_t cap);
 void srv_log(const char *level, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* ---- the peer's user (peer.c) ---- */
+/* The uid owning the other end of the loopback TCP connection fd (Linux: sock_diag).
+ * 0, or -1 with the reason in msg when it cannot be established. */
+int srv_peer_uid(unsigned *uid, int fd, char *msg, size_t cap);
+/* COMMY_OK when that uid is the server's euid; else COMMY_EPERM and why in msg
+ * (another user, or unknown: local mode fails closed). */
+int srv_peer_same_user(int fd, char *msg, size_t cap);
+
 #endif

@@ -22,6 +22,7 @@ BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
 SERVER = os.path.join(BUILD, "server", "commy-server")
 LOCAL_WRITER = os.path.join(BUILD, "server", "local_writer")
 HAMMER = os.path.join(BUILD, "server", "session_hammer")
+SESSION_MODE = os.path.join(BUILD, "server", "session_mode")
 
 _hash_cache = {}
 
@@ -726,6 +727,49 @@ def test_local_refused_to_non_local_client():
         s.cleanup()
 
 
+def test_local_refused_to_another_user():
+    """Local mode needs the server's user at the other end of the loopback
+    connection (the kernel tells, sock_diag): a client running as nobody is
+    refused it, and auto mode gives it remote; the same client as root (the
+    server's user here) gets the path."""
+    if os.geteuid() != 0:
+        print("  (skipped: needs root to run a client as another user)")
+        return
+    for listen in ("127.0.0.1", "::"):  # "::": IPv4 clients arrive as ::ffff:127.0.0.1
+        _another_user(Server(listen=listen))
+
+
+def _another_user(s):
+    d = tempfile.mkdtemp(prefix="commy-peeruid-")
+    try:
+        os.chmod(d, 0o755)
+        ca = os.path.join(d, "cert.pem")  # the server's directory is 0700: nobody reads a copy
+        shutil.copyfile(s.cert, ca)
+        os.chmod(ca, 0o644)
+        url = "wss://localhost:%d" % s.port  # the test certificate names localhost
+
+        def run(mode, as_nobody):
+            def drop():
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            r = subprocess.run([SESSION_MODE, url, ca, "acme", "alice.s3cret-alice", "a", mode],
+                               capture_output=True, text=True, timeout=60, preexec_fn=drop if as_nobody else None)
+            return r.stdout.strip() + r.stderr.strip()
+
+        out = run("local", True)
+        assert out.startswith("error") and "another user" in out and "uid 65534" in out, out
+        assert run("auto", True) == "remote"
+        assert run("remote", True) == "remote"
+        assert run("local", False) == "local"
+        assert run("auto", False) == "local"
+        log = open(s.log.name, errors="replace").read()
+        assert "another user" in log, "the refusal is logged"
+    finally:
+        s.cleanup()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_many_clients_every_update_delivered():
     n, writes = 100, 5
     # clients made early wait, unread, while the rest authenticate: keep pings out of it
@@ -895,7 +939,7 @@ SHARED = [test_auth_success_and_failure, test_malformed_input, test_permissions_
           test_local_refused_to_non_local_or_unauthorised, test_last_client_deletes_file,
           test_killed_client_cleaned_up, test_logout, test_refresh, test_revocation_rotates_file, test_rotation_loses_no_write, test_metrics]
 OWN = [test_expiry, test_restart_keeps_tokens, test_stalled_client_cut, test_queue_cap_cuts_client, test_ping_drops_silent_client,
-       test_shutdown_says_closing, test_max_connections, test_mutual_tls, test_local_refused_to_non_local_client,
+       test_shutdown_says_closing, test_max_connections, test_mutual_tls, test_local_refused_to_non_local_client, test_local_refused_to_another_user,
        test_many_clients_every_update_delivered, test_bad_config_refused, test_demo_mode,
        test_insecure_dev_plain_ws, test_store_syncs_only_revocations, test_log_lines_are_json]
 
