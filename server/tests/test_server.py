@@ -746,6 +746,11 @@ def _another_user(s):
         ca = os.path.join(d, "cert.pem")  # the server's directory is 0700: nobody reads a copy
         shutil.copyfile(s.cert, ca)
         os.chmod(ca, 0o644)
+        # the build directory may sit under a 0700 one (a mktemp -d clone):
+        # nobody runs a copy (session_mode links commy statically)
+        prog = os.path.join(d, "session_mode")
+        shutil.copyfile(SESSION_MODE, prog)
+        os.chmod(prog, 0o755)
         url = "wss://localhost:%d" % s.port  # the test certificate names localhost
 
         def run(mode, as_nobody):
@@ -753,7 +758,7 @@ def _another_user(s):
                 os.setgroups([])
                 os.setgid(65534)
                 os.setuid(65534)
-            r = subprocess.run([SESSION_MODE, url, ca, "acme", "alice.s3cret-alice", "a", mode],
+            r = subprocess.run([prog, url, ca, "acme", "alice.s3cret-alice", "a", mode],
                                capture_output=True, text=True, timeout=60, preexec_fn=drop if as_nobody else None)
             return r.stdout.strip() + r.stderr.strip()
 
