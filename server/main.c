@@ -1428,6 +1428,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         S.connections_total++;
         p->c = c;
         pthread_mutex_unlock(&S.lock);
+        /* lws sets SSL_MODE_RELEASE_BUFFERS on its TLS context: OpenSSL then
+         * frees its read and write buffers (about 17 KiB each) after every
+         * SSL_read and SSL_write and mallocs them again for the next one,
+         * ~1k instructions per request (bench/server_instr.sh). An
+         * established connection keeps them, as redis-server's do. */
+        SSL *ssl = lws_get_ssl(wsi);
+        if (ssl) SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
         srv_log("info", "connect", "peer %s%s", c->peer, c->loopback ? " (loopback)" : "");
         break;
     }
