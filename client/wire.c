@@ -228,6 +228,21 @@ static int parse_dec64(const char *s, int is_signed, int64_t *si, uint64_t *ui)
     return COMMY_OK;
 }
 
+/* d as an f32 or f64 value into num (*len its size); -1 when it does not fit f32. */
+static int float_bytes(unsigned char *num, size_t *len, commy_type base, double d)
+{
+    if (base == COMMY_T_F32) {
+        if (isfinite(d) && fabs(d) > 3.4028234663852886e38) return -1;
+        float f = (float)d;
+        memcpy(num, &f, 4);
+        *len = 4;
+    } else {
+        memcpy(num, &d, 8);
+        *len = 8;
+    }
+    return 0;
+}
+
 int commy_wire_value_from_json(commy_wire_value *out, const cJSON *json, commy_type want, char *msg, size_t cap)
 {
     memset(out, 0, sizeof *out);
@@ -285,15 +300,7 @@ int commy_wire_value_from_json(commy_wire_value *out, const cJSON *json, commy_t
         else if (cJSON_IsString(v) && strcmp(v->valuestring, "-inf") == 0) d = -INFINITY;
         else if (cJSON_IsString(v) && strcmp(v->valuestring, "-0") == 0) d = -0.0;
         else return vfail(msg, cap, COMMY_EINVAL, "%s values are numbers or \"nan\", \"inf\", \"-inf\", \"-0\"", t->valuestring);
-        if (base == COMMY_T_F32) {
-            if (isfinite(d) && fabs(d) > 3.4028234663852886e38) return vfail(msg, cap, COMMY_ERANGE, "%g does not fit f32", d);
-            float f = (float)d;
-            memcpy(num, &f, 4);
-            len = 4;
-        } else {
-            memcpy(num, &d, 8);
-            len = 8;
-        }
+        if (float_bytes(num, &len, base, d) != 0) return vfail(msg, cap, COMMY_ERANGE, "%g does not fit f32", d);
         break;
     }
     case COMMY_T_BOOL:
@@ -976,15 +983,7 @@ static int fast_value(fast *s, commy_wire_value *out)
         else if (vkind == 's' && FAST_IS(v, vn, "-inf")) d = -INFINITY;
         else if (vkind == 's' && FAST_IS(v, vn, "-0")) d = -0.0;
         else return 0;
-        if (base == COMMY_T_F32) {
-            if (isfinite(d) && fabs(d) > 3.4028234663852886e38) return 0;
-            float f = (float)d;
-            memcpy(num, &f, 4);
-            len = 4;
-        } else {
-            memcpy(num, &d, 8);
-            len = 8;
-        }
+        if (float_bytes(num, &len, base, d) != 0) return 0;
         break;
     }
     case COMMY_T_BOOL:
