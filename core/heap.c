@@ -182,6 +182,15 @@ static uint64_t find_free(const commy_alloc *a, uint64_t size)
 
 /* ------------------------------------------------------------ blocks */
 
+/* Logs the header and free-list links of a block that a merge is about to
+ * make the inside of a bigger free block. Nothing in the merge writes them,
+ * but the merged block may be handed out later in the same change and its
+ * new owner writes over them without logging (a fresh block): a rollback
+ * that restores the blocks around them must find them intact. (Before this,
+ * a change that released cached blocks (quick_flush) and then allocated over
+ * them left, after a kill, a block whose size word was the new owner's data.) */
+static inline int absorb(commy_alloc *a, uint64_t off) { return commy__log(a, B(a, off), sizeof(struct blk)); }
+
 /* Makes [off, off+size) a free block after prev (whose FREE flag is prev_free),
  * fixes the next block's back link and inserts it into its list. */
 static int make_free(commy_alloc *a, uint64_t off, uint64_t size, uint64_t prev, unsigned prev_flag)
@@ -205,7 +214,8 @@ static int trim(commy_alloc *a, uint64_t off, uint64_t size)
     /* Merge the remainder with a free successor so free blocks never touch. */
     if (bflags(B(a, next)) & F_FREE) {
         uint64_t nsz = bsize(B(a, next));
-        rc = list_remove(a, next, nsz);
+        rc = absorb(a, next);
+        rc = rc ? rc : list_remove(a, next, nsz);
         if (rc) return rc;
         rest_size += nsz;
     }
@@ -391,7 +401,8 @@ int commy__alloc(uint64_t *out, commy_alloc *a, uint64_t size, uint64_t align)
             if (prev_flags) {
                 /* The gap touches a free block: merge them. */
                 uint64_t psz = bsize(B(a, prev));
-                rc = list_remove(a, prev, psz);
+                rc = absorb(a, off);
+                rc = rc ? rc : list_remove(a, prev, psz);
                 rc = rc ? rc : put_prev(a, prev, bprev(B(a, prev)), F_FREE | (bflags(B(a, prev)) & F_PREV_FREE));
                 rc = rc ? rc : put_size(a, prev, psz + gap);
                 rc = rc ? rc : put_prev(a, aligned, prev, F_PREV_FREE);
@@ -503,13 +514,15 @@ static int release_block(commy_alloc *a, uint64_t off)
     if (bflags(B(a, next)) & F_FREE) {
         if (!blk_ok(a, next)) return corrupt(a, "next block", next);
         uint64_t nsz = bsize(B(a, next));
-        rc = list_remove(a, next, nsz);
+        rc = absorb(a, next);
+        rc = rc ? rc : list_remove(a, next, nsz);
         total += nsz;
     }
     if (rc == 0 && prev_flag) {
         if (!blk_ok(a, prev) || prev + bsize(B(a, prev)) != off) return corrupt(a, "previous block", prev);
         uint64_t psz = bsize(B(a, prev));
-        rc = list_remove(a, prev, psz);
+        rc = absorb(a, off);
+        rc = rc ? rc : list_remove(a, prev, psz);
         start = prev;
         total += psz;
         prev_flag = bflags(B(a, prev)) & F_PREV_FREE;

@@ -135,9 +135,81 @@ static void test_crash_storm(void)
     CHECK(recoveries * 25 >= (uint64_t)trials);
 }
 
+/* A change that merges blocks and then allocates over the merged block, killed
+ * before it commits. An allocation that finds no free block big enough first
+ * gives the cached small blocks back to the heap (merging neighbours), then
+ * takes the merged block; its new owner writes over the old blocks' headers
+ * without logging (a fresh block). The rollback puts the cached blocks back,
+ * so every header the merge swallowed must be restored too: before the fix,
+ * the swallowed blocks' size words kept the owner's bytes and
+ * commy_alloc_check found "heap damaged: block tag" (seen once in
+ * test_ordered_crash, whose oset nodes are such allocations). Deterministic:
+ * the child kills itself inside the batch, after the write. */
+static void test_kill_after_merge_and_reuse(void)
+{
+    if (harness_valgrind()) return; /* forks with the segment mapped */
+    const char *path = harness_path("merge.seg");
+    unlink(path);
+    commy_alloc_options o;
+    commy_alloc_options_init(&o);
+    o.initial_size = 1 << 20;
+    o.max_size = 8 << 20;
+    commy_alloc *a = NULL;
+    REQUIRE(commy_alloc_open(&a, path, &o) == COMMY_OK);
+    /* 200 adjacent 64-byte blocks, a live block after them, then freed: cached, not merged. */
+    enum { SMALL = 200 };
+    uint64_t small[SMALL], barrier, off;
+    for (int i = 0; i < SMALL; i++) REQUIRE(commy_alloc_allocate(&small[i], a, 48, 0) == COMMY_OK);
+    REQUIRE(commy_alloc_allocate(&barrier, a, 48, 0) == COMMY_OK);
+    for (int i = 1; i < SMALL; i++) REQUIRE(small[i] == small[i - 1] + 64);
+    /* Freed last to first: the cache hands them back first to last, so each
+     * merges into its free predecessor, whose header the merge rewrites
+     * while its own is left as it was. */
+    for (int i = SMALL - 1; i >= 0; i--) REQUIRE(commy_alloc_free(a, small[i]) == COMMY_OK);
+    /* Use up the free space behind them, so the next big request finds no free block. */
+    commy_heap_stats st;
+    for (;;) {
+        REQUIRE(commy_alloc_stats(&st, a) == COMMY_OK);
+        if (st.largest_free < 4096) break;
+        REQUIRE(commy_alloc_allocate(&off, a, 1024, 0) == COMMY_OK);
+    }
+    REQUIRE(commy_alloc_check(a) == COMMY_OK);
+    uint64_t size_before = st.file_size;
+    commy_alloc_close(a);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        commy_alloc *c = NULL;
+        if (commy_alloc_open(&c, path, NULL) != COMMY_OK || commy_alloc_lock(c, 0) != COMMY_OK) _exit(2);
+        uint64_t big;
+        if (commy_alloc_allocate(&big, c, 8000, 0) != COMMY_OK) _exit(3);
+        /* It must be the merged run of cached blocks (no growth). */
+        if (big < small[0] || big > small[SMALL - 1]) _exit(4);
+        memset(commy_alloc_ptr(c, big), 0xAB, 8000);
+        kill(getpid(), SIGKILL);
+        _exit(5);
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
+        fprintf(stderr, "child exited with status %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    REQUIRE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    REQUIRE(commy_alloc_open(&a, path, NULL) == COMMY_OK); /* rolls the dead child's change back */
+    CHECK_OK(commy_alloc_check(a));
+    REQUIRE(commy_alloc_stats(&st, a) == COMMY_OK);
+    CHECK(st.recoveries == 1);
+    CHECK(st.file_size == size_before);
+    /* The cached blocks are back and usable: the same request is served again. */
+    CHECK_OK(commy_alloc_allocate(&off, a, 8000, 0));
+    CHECK_OK(commy_alloc_check(a));
+    commy_alloc_close(a);
+    unlink(path);
+}
+
 int main(void)
 {
     harness_seed();
+    harness_run("kill_after_merge_and_reuse", test_kill_after_merge_and_reuse);
     harness_run("crash_storm", test_crash_storm);
     return harness_finish();
 }
