@@ -28,5 +28,10 @@ mf=$(echo "$mout" | tail -n 1 | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$
 [ -z "$mp" ] && { echo "$mout" | tail -n 1; mp=0; mf=1; }
 [ $mstatus != 0 ] && [ "$mf" = 0 ] && mf=1
 p=$((p + mp)); f=$((f + mf))
+# the failures again, next to the summary: a log cut to its tail still names them
+if [ "$f" != 0 ]; then
+    printf '%s\n%s\n' "$out" "$mout" | grep -E '^(FAIL|ERROR)' | sed 's/^/failed: /'
+    [ $wire = 1 ] || echo "failed: test_wire (C codec)"
+fi
 echo "$p passed, $f failed"
 [ "$f" = 0 ] && [ $status = 0 ]

@@ -975,7 +975,7 @@ def main():
             print("ok   %s (%.1f s)" % (t.__name__, time.time() - start), flush=True)
         except Exception:
             failed += 1
-            print("FAIL %s" % t.__name__, flush=True)
+            print("FAIL %s: %s" % (t.__name__, repr(sys.exc_info()[1])[:300]), flush=True)
             traceback.print_exc()
             if s:
                 print("  server log kept: %s" % os.path.join(s.dir, "server.log"))
