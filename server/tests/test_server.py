@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -942,6 +943,64 @@ def test_insecure_dev_plain_ws():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _masked(opcode, payload):
+    """A client frame's header and masked payload, as two byte strings."""
+    mask = os.urandom(4)
+    n = len(payload)
+    head = bytes([0x80 | opcode]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack(">H", n))
+    return head + mask, bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def test_records_in_one_segment():
+    # pings off: a pong would be new bytes on the socket, and would hide a
+    # record left unserved in the buffer
+    s = Server(limits={"ping_interval_s": 3600})
+    try:
+        _records_in_one_segment(s)
+    finally:
+        s.cleanup()
+
+
+def _records_in_one_segment(s):
+    """The server reads TLS records ahead: one read() takes every record the
+    socket holds, and those after the first wait in OpenSSL's buffer where
+    poll() cannot see them. Corked, so they reach the server as one segment:
+    five requests (a record each), then one whose frame header and payload
+    are separate records, then a close frame. Every request is answered and
+    the close is echoed, with no further byte from the client."""
+    r = s.client(key="bob")  # holds the service open past w's close
+    ok(r.request("open_service", service="a", mode="remote"))
+    w = s.client(key="alice")
+    ok(w.request("open_service", service="a", mode="remote"))
+    w.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    ids = []
+    for i in range(6):
+        rid = w.next_id
+        w.next_id += 1
+        ids.append(rid)
+        body = json.dumps({"v": 1, "id": rid, "op": "set", "service": "a", "var": "ra%d" % i, "kind": "box",
+                           "value": i64(100 + i)}).encode()
+        head, payload = _masked(1, body)
+        if i < 5:
+            w.sock.sendall(head + payload)
+        else:  # the header alone in one record, the payload in the next
+            w.sock.sendall(head)
+            w.sock.sendall(payload)
+    head, payload = _masked(8, struct.pack(">H", 1000) + b"bye")
+    w.sock.sendall(head + payload)
+    w.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+    w.sock.settimeout(15)
+    for rid in ids:
+        ok(w.wait_reply(rid))
+    try:
+        w.recv_frame()
+        assert False, "no close frame after the replies"
+    except Closed:
+        assert w.close_code == 1000, w.close_code
+    for i in range(6):
+        assert ok(r.request("get", service="a", var="ra%d" % i))["value"] == i64(100 + i)
+
+
 # ---------------------------------------------------------------- runner
 
 SHARED = [test_auth_success_and_failure, test_malformed_input, test_permissions_per_op, test_cross_tenant_refused,
@@ -952,7 +1011,8 @@ SHARED = [test_auth_success_and_failure, test_malformed_input, test_permissions_
 OWN = [test_expiry, test_restart_keeps_tokens, test_stalled_client_cut, test_queue_cap_cuts_client, test_ping_drops_silent_client,
        test_shutdown_says_closing, test_max_connections, test_mutual_tls, test_local_refused_to_non_local_client, test_local_refused_to_another_user,
        test_many_clients_every_update_delivered, test_bad_config_refused, test_demo_mode,
-       test_insecure_dev_plain_ws, test_store_syncs_only_revocations, test_log_lines_are_json]
+       test_insecure_dev_plain_ws, test_store_syncs_only_revocations, test_log_lines_are_json,
+       test_records_in_one_segment]
 
 
 def main():
