@@ -468,6 +468,57 @@ static void box_bench(double scale)
              "std::atomic", -1, false, "ns"});
 }
 
+// ---- how far apart the two CPUs are ----
+//
+// One cache line bounced between a thread on CPU 0 and one on CPU 1: the
+// round trip in ns. In this kind of VM it is about 55 ns or about 335 ns,
+// switching from minute to minute as the host moves the vCPUs (apparently
+// between cores that share a cache and cores that do not), and every
+// multi-process row moves with it: the 8-process mix ran at 12-13M ops/s
+// at 55 ns and at 5-5.6M at 335 ns (Boost 3.5-6.6M and 3.1-4.3M). The row
+// is printed so that a reader can tell which machine a run had.
+static std::atomic<long> g_line alignas(64);
+
+static void *line_partner(void *arg)
+{
+    long n = *(long *)arg;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(1, &set);
+    sched_setaffinity(0, sizeof set, &set);
+    for (long i = 1; i < 2 * n; i += 2) {
+        while (g_line.load(std::memory_order_acquire) != i) {
+        }
+        g_line.store(i + 1, std::memory_order_release);
+    }
+    return nullptr;
+}
+
+static double line_round_trip_ns()
+{
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2) return -1;
+    long n = 100000;
+    g_line.store(0);
+    cpu_set_t old, set;
+    sched_getaffinity(0, sizeof old, &old);
+    CPU_ZERO(&set);
+    CPU_SET(0, &set);
+    sched_setaffinity(0, sizeof set, &set);
+    pthread_t t;
+    if (pthread_create(&t, nullptr, line_partner, &n) != 0) return -1;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (long i = 0; i < 2 * n; i += 2) {
+        while (g_line.load(std::memory_order_acquire) != i) {
+        }
+        g_line.store(i + 1, std::memory_order_release);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    pthread_join(t, nullptr);
+    sched_setaffinity(0, sizeof old, &old);
+    return ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / (double)n;
+}
+
 // ---- 8 processes, mixed operations ----
 //
 // Per operation, by a seeded draw: 40% map get, 10% map put, 10% omap get,
@@ -479,8 +530,9 @@ static void mixed_bench(double scale)
     uint64_t n = count(scale, 400000);
     uint64_t nkeys = count(scale, 100000);
     std::string pc = path("mixed.commy"), pb = path("mixed.boost");
-    std::vector<double> cs, ps;
+    std::vector<double> cs, ps, rtt;
     for (int t = 0; t < TRIALS; t++) {
+        rtt.push_back(line_round_trip_ns());
         fresh(pc);
         fresh(pb);
         {
@@ -600,7 +652,15 @@ static void mixed_bench(double scale)
         fresh(pc);
         fresh(pb);
     }
+    rtt.push_back(line_round_trip_ns());
     add_row({"8 procs mixed ops (total ops/s)", median(cs), median(ps), "bip+mutex", 7e6, true, "ops/s"});
+    // shown, no target: the median of the 4 (before each trial and after
+    // the last), the range in the name
+    std::sort(rtt.begin(), rtt.end());
+    char range[64];
+    snprintf(range, sizeof range, " (%.0f-%.0f ns)", rtt.front(), rtt.back());
+    add_row({std::string("  machine: cache line CPU0<->1 round trip") + range, rtt[rtt.size() / 2], -1, "-", -1,
+             false, "ns"});
 }
 
 // ---- wake-up latency: commy_box_wait vs a raw futex, between 2 processes ----
