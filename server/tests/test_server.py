@@ -999,6 +999,29 @@ def _records_in_one_segment(s):
         assert w.close_code == 1000, w.close_code
     for i in range(6):
         assert ok(r.request("get", service="a", var="ra%d" % i))["value"] == i64(100 + i)
+    # a good record and then bytes that are no TLS record, in one segment:
+    # the request is answered, then the connection is dropped; the server
+    # goes on serving the others
+    g = s.client(key="alice")
+    ok(g.request("open_service", service="a", mode="remote"))
+    g.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    rid = g.next_id
+    g.next_id += 1
+    head, payload = _masked(1, json.dumps({"v": 1, "id": rid, "op": "set", "service": "a", "var": "ra_last",
+                                           "kind": "box", "value": i64(7)}).encode())
+    g.sock.sendall(head + payload)
+    raw = socket.socket(fileno=os.dup(g.sock.fileno()))
+    raw.sendall(b"\x17\x03\x03\x00\x20" + b"not a record" * 4)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+    raw.close()
+    g.sock.settimeout(15)
+    ok(g.wait_reply(rid))
+    try:
+        while True:
+            g.recv_frame()
+    except (Closed, ssl.SSLError, ConnectionError):
+        pass
+    assert ok(r.request("get", service="a", var="ra_last"))["value"] == i64(7)
 
 
 # ---------------------------------------------------------------- runner
