@@ -874,6 +874,73 @@ def test_metrics(s):
     assert m["commy_connections"] >= 1 and m["commy_services_open"] >= 1 and m["commy_messages_received_total"] >= 2
 
 
+def test_metrics_count_exactly():
+    """Each counter moves by exactly what the clients did: messages and
+    payload bytes each way, logins that passed and failed, pushes, and the
+    outbound queue gauges while a subscriber does not read."""
+    s = Server(limits={"ping_interval_s": 3600, "stall_timeout_s": 3600, "outbound_queue_cap": 100000})
+    try:
+        w, sub = s.client(), s.client(key="bob")
+        ok(w.request("open_service", service="a", mode="remote"))
+        ok(sub.request("open_service", service="a", mode="remote"))
+        ok(w.request("set", service="a", var="mx", kind="box", value=i64(0)))
+        ok(w.request("set", service="a", var="blob", kind="str", value={"t": "str", "v": ""}))
+        ok(sub.request("subscribe", service="a", var="mx"))
+        ok(sub.request("subscribe", service="a", var="blob"))
+        m0 = s.metrics()
+        sent = got = 0
+        for i in range(10):
+            rid = w.next_id
+            w.next_id += 1
+            text = json.dumps({"v": 1, "id": rid, "op": "set", "service": "a", "var": "mx", "value": i64(i + 1)})
+            w.send_text(text)
+            sent += len(text.encode())
+            op, body = w.recv_frame()
+            assert json.loads(body)["id"] == rid and json.loads(body)["ok"], body
+            got += len(body)
+        for i in range(10):
+            op, body = sub.recv_frame()
+            assert json.loads(body)["push"] == "changed", body
+            got += len(body)
+        m1 = s.metrics()
+        d = lambda k: m1[k] - m0[k]
+        assert d("commy_messages_received_total") == 10, (m0, m1)
+        assert d("commy_bytes_received_total") == sent, (sent, m0, m1)
+        assert d("commy_messages_sent_total") == 20, (m0, m1)  # 10 replies, 10 pushes
+        assert d("commy_bytes_sent_total") == got, (got, m0, m1)
+        assert d("commy_pushes_total") == 10, (m0, m1)
+        assert d("commy_auth_successes_total") == 0 and d("commy_auth_failures_total") == 0
+        assert m1["commy_outbound_queue_frames"] == 0 and m1["commy_outbound_queue_frames_max"] == 0, m1
+        # a failed and a good login
+        bad = WS(s.port, cafile=s.cert)
+        assert err(bad.request("authenticate", tenant="acme", api_key="admin.wrong")) == "EAUTH"
+        s.client(key="alice")
+        m2 = s.metrics()
+        assert m2["commy_auth_failures_total"] - m1["commy_auth_failures_total"] == 1, (m1, m2)
+        assert m2["commy_auth_successes_total"] - m1["commy_auth_successes_total"] == 1, (m1, m2)
+        # the subscriber stops reading: once its socket buffers are full the
+        # pushes of a 30 KB string pile up in its queue, and only there
+        deadline = time.time() + 30
+        m3 = s.metrics()
+        while m3["commy_outbound_queue_frames"] == 0 and time.time() < deadline:
+            for i in range(20):
+                ok(w.request("set", service="a", var="blob", value={"t": "str", "v": "%05d" % i + "x" * 30000}))
+            m3 = s.metrics()
+        assert m3["commy_outbound_queue_frames"] > 0, m3
+        assert m3["commy_outbound_queue_frames_max"] == m3["commy_outbound_queue_frames"], m3  # one queue
+        # it reads again: the queue drains to nothing
+        sub.sock.settimeout(3)
+        try:
+            while True:
+                sub.recv_frame()
+        except (socket.timeout, TimeoutError):
+            pass
+        m4 = s.metrics()
+        assert m4["commy_outbound_queue_frames"] == 0 and m4["commy_outbound_queue_frames_max"] == 0, m4
+    finally:
+        s.cleanup()
+
+
 def test_bad_config_refused():
     d = tempfile.mkdtemp(prefix="commy-srv-cfg-")
     try:
@@ -1035,7 +1102,7 @@ OWN = [test_expiry, test_restart_keeps_tokens, test_stalled_client_cut, test_que
        test_shutdown_says_closing, test_max_connections, test_mutual_tls, test_local_refused_to_non_local_client, test_local_refused_to_another_user,
        test_many_clients_every_update_delivered, test_bad_config_refused, test_demo_mode,
        test_insecure_dev_plain_ws, test_store_syncs_only_revocations, test_log_lines_are_json,
-       test_records_in_one_segment]
+       test_records_in_one_segment, test_metrics_count_exactly]
 
 
 def main():
