@@ -10,6 +10,7 @@
 #include <openssl/hmac.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1054,6 +1055,54 @@ static void test_auto_refresh(void)
     commy_session_close(s);
 }
 
+/* ---- the reconnect backoff doubles ---- */
+
+/* The server goes away and a bare TCP listener takes its port, accepting
+ * each connection and closing it at once: every reconnect attempt fails at
+ * the TLS handshake. With reconnect_max_ms 1600 the waits are 100, 200, 400,
+ * 800, 1600 ms: about 4 attempts in 2.5 s. A fixed 100 ms would make about
+ * 25, no wait at all thousands; the bounds are wide, a loaded machine only
+ * makes fewer. */
+static void test_reconnect_backoff(void)
+{
+    commy_session_options o;
+    commy_session_options_init(&o);
+    o.ca_file = cert;
+    o.reconnect_max_ms = 1600;
+    commy_session *s = NULL;
+    REQUIRE(commy_session_connect(&s, url, &o) == COMMY_OK);
+    CHECK_OK(commy_session_authenticate(s, "acme", "alice.s3cret-alice"));
+    server_stop();
+    int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    REQUIRE(bind(ls, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(ls, 16) == 0);
+    for (int i = 0; i < 2000 && commy_session_connected(s); i++) sleep_ms(5);
+    CHECK(!commy_session_connected(s));
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int attempts = 0;
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+        if (ms >= 2500) break;
+        struct pollfd pf = {.fd = ls, .events = POLLIN};
+        if (poll(&pf, 1, (int)(2500 - ms)) == 1) {
+            int c = accept(ls, NULL, NULL);
+            if (c >= 0) {
+                attempts++;
+                close(c);
+            }
+        }
+    }
+    commy_session_close(s);
+    close(ls);
+    fprintf(stderr, "  reconnect attempts in 2.5 s: %d\n", attempts);
+    CHECK(attempts >= 1 && attempts <= 8);
+    server_start();
+}
+
 /* ---- reconnect after a server restart ---- */
 
 static void test_reconnect(void)
@@ -1365,7 +1414,7 @@ int main(int argc, char **argv)
         {"auth", test_auth},         {"remote_kinds", test_remote_kinds}, {"subscribe", test_subscribe},
         {"local", test_local},       {"refresh_logout", test_refresh_logout}, {"rotation", test_rotation},
         {"callback_write_retired", test_callback_write_retired},
-        {"reconnect", test_reconnect}, {"example", test_example}, {"auto_refresh", test_auto_refresh},
+        {"reconnect", test_reconnect}, {"reconnect_backoff", test_reconnect_backoff}, {"example", test_example}, {"auto_refresh", test_auto_refresh},
         {"callback_calls", test_callback_calls}, {"mtls", test_mtls},
         {"jwt", test_jwt}, {"silent_server", test_silent_server},
         {"tls_names", test_tls_names}, {"demo_url", test_demo_url}, {"ipv6", test_ipv6},
