@@ -346,11 +346,18 @@ public class MultiProcessTests
         using var counter = seg.OpenBox<long>("counter");
         using var items = seg.OpenDeque<long>("items");
         // The next operation recovers a dead holder's half-done batch: the
-        // two containers agree exactly, and the heap is consistent.
+        // deque's change is rolled back, and the heap is consistent. The
+        // counter agrees with it exactly, except for the one case
+        // docs/format.md ("Logical entries") leaves open: a worker killed
+        // between the counter's compare-and-swap and the store that marks
+        // it applied leaves that +1 (or the -1 of a trim) in place: the word
+        // is shared with lock-free writers, so rollback cannot tell whether
+        // it landed. That is at most one per killed worker.
         long n;
         using (seg.Lock()) n = items.LongCount;
         Assert.True(n > 0, "the workers made no progress");
-        Assert.Equal(n, counter.Value);
+        long extra = counter.Value - n;
+        Assert.True(Math.Abs(extra) <= procs.Count, $"counter {counter.Value}, items {n}");
         seg.Check();
         items.PushBack(1);
         Assert.Equal(n + 1, items.LongCount);
